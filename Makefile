@@ -1,0 +1,35 @@
+# One command per job; each sets up .venv/ first (quickly, when it is already up to date).
+#   make lab    open JupyterLab on the tutorials
+#   make demo   headless: execute the quickstart notebook and write its HTML to build/demo/
+#   make test   lint, type-check and run the whole test suite
+#   make bench  run the benchmarks and print their ratios
+BIN := .venv/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_VERBOSITY := error
+
+.PHONY: setup lab demo test lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.root_dir=tutorials
+
+demo: setup
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
+		--output-dir build/demo tutorials/00_quickstart.ipynb
+	@echo "demo: wrote build/demo/00_quickstart.html"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_capture.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

