@@ -13,7 +13,7 @@ setup:
 	@bash scripts/setup.sh
 
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.root_dir=tutorials
+	@bash scripts/lab.sh
 
 demo: setup
 	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \

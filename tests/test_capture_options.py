@@ -150,6 +150,12 @@ class Net(nn.Module):
         return y
 
 
+def test_model_output_gives_last_hidden_state(gpt2, ids):
+    with capture(gpt2, "transformer") as acts:  # GPT2Model returns a ModelOutput
+        gpt2(ids)
+    assert torch.equal(acts["transformer"], gpt2.transformer(ids).last_hidden_state)
+
+
 def test_default_output_rule_for_tuples_dicts_and_dataclasses():
     net, x = Net(), torch.randn(2, 3, 4)
     with capture(net, ["pair", "dict", "data", "lin"]) as acts:
