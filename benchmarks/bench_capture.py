@@ -2,8 +2,9 @@
 and TransformerLens 4 ``run_with_cache`` on the same model, in one run.
 
 Model: 6-layer GPT-2 (d_model 384, 6 heads, GPT-2 vocabulary, random weights); batch 16 x 128.
-Times are medians of interleaved repeats under ``torch.no_grad()``; peak memory is the growth of
-the process's peak RSS over a plain forward, each measured in a fresh subprocess.
+Each round runs every case once in a shuffled order under ``torch.no_grad()``; the report gives
+the median of per-round ratios to the plain forward and the ratio of the fastest runs. Memory is
+the growth of the process's peak RSS over a plain forward, each measured in a fresh process.
 
     .venv/bin/python benchmarks/bench_capture.py            # full run (a few minutes on 2 cores)
     .venv/bin/python benchmarks/bench_capture.py --quick    # smaller, for a smoke check
@@ -16,7 +17,6 @@ import gc
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -96,12 +96,16 @@ def timing(quick: bool, repeats: int) -> dict:
             "torch": torch.__version__,
         },
         "median_s": med,
+        "min_s": {name: min(v) for name, v in times.items()},
+        # median over rounds of (case time / forward time in the same round)
         "ratio_vs_forward": {
             name: statistics.median(
                 a / b for a, b in zip(times[name], times["forward"], strict=True)
             )
             for name in times
         },
+        # ratio of the fastest runs: the least disturbed by other load on the machine
+        "min_ratio_vs_forward": {name: min(v) / min(times["forward"]) for name, v in times.items()},
         "bytes_cached": {
             "capture_block_outputs": acts.nbytes,
             "tl_run_with_cache_block_outputs": tensor_bytes(tl_resid.values()),
@@ -127,6 +131,18 @@ def _capture_forward(model, ids):
     return acts
 
 
+def peak_rss() -> int:
+    """Return this process's peak resident set size in bytes (Linux ``VmHWM``).
+
+    Unlike ``getrusage``'s ``ru_maxrss``, which a child inherits from its parent across
+    fork and exec, ``VmHWM`` belongs to this process's own address space.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status (Linux only)")
+
+
 def peak_child(mode: str, quick: bool) -> None:
     """Print the peak-RSS growth of one forward in ``mode`` over a plain forward (subprocess)."""
     model, ids = build(quick)
@@ -142,14 +158,14 @@ def peak_child(mode: str, quick: bool) -> None:
         (bridge or model)(ids)  # a plain forward sets the baseline high-water mark
         model(ids)
         gc.collect()
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        base = peak_rss()
         rss_before = psutil.Process().memory_info().rss
         logits, kept_tensors = runs[mode]()
         del logits  # what stays is what each tool keeps: the cached tensors
         gc.collect()
         kept = tensor_bytes(kept_tensors.values())
         rss_after = psutil.Process().memory_info().rss
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = peak_rss()
     record = {
         "mode": mode,
         "peak_growth": peak - base,
@@ -182,7 +198,7 @@ def main() -> None:
     if args.peak:
         peak_child(args.peak, args.quick)
         return
-    repeats = args.repeats or (5 if args.quick else 15)
+    repeats = args.repeats or (5 if args.quick else 31)
     result = timing(args.quick, repeats)
     result["memory"] = memory(args.quick)
     RESULTS.mkdir(exist_ok=True)
@@ -190,13 +206,18 @@ def main() -> None:
     path.write_text(json.dumps(result, indent=2))
     mib = 2**20
     print(f"config: {result['config']}")
-    print(f"{'case':34s} {'median':>9s} {'x forward':>9s} {'cached':>10s} {'tensors':>7s}")
+    head = ("case", "median", "x forward", "min", "x fwd(min)", "cached", "tensors")
+    print("{:34s} {:>9s} {:>9s} {:>9s} {:>10s} {:>10s} {:>7s}".format(*head))
     for name, t in result["median_s"].items():
         cached = result["bytes_cached"].get(name)
         count = result["tensors_cached"].get(name, "")
         cached_s = f"{cached / mib:8.1f}Mi" if cached is not None else ""
         ratio = result["ratio_vs_forward"][name]
-        print(f"{name:34s} {t * 1000:7.1f}ms {ratio:9.3f} {cached_s:>10s} {count!s:>7s}")
+        fastest, min_ratio = result["min_s"][name], result["min_ratio_vs_forward"][name]
+        print(
+            f"{name:34s} {t * 1000:7.1f}ms {ratio:9.3f} {fastest * 1000:7.1f}ms {min_ratio:10.3f}"
+            f" {cached_s:>10s} {count!s:>7s}"
+        )
     print("memory of one forward, fresh process each (MiB):")
     print(f"  {'mode':10s} {'peak RSS growth':>16s} {'RSS retained':>13s} {'tensors kept':>13s}")
     for mode, m in result["memory"].items():

@@ -100,11 +100,11 @@ class BlockFamily:
     requires: tuple[str, ...]  # sub-paths every block of the family has
     sites: dict[str, SiteSpec] = field(default_factory=dict)
 
-    def find_layers(self, model: nn.Module) -> tuple[str, nn.ModuleList] | None:
-        """Return the path and ModuleList of this family's blocks in ``model``, if present."""
-        for path, module in model.named_modules():
-            if not isinstance(module, nn.ModuleList) or len(module) == 0:
-                continue
+    def find_layers(
+        self, lists: list[tuple[str, nn.ModuleList]]
+    ) -> tuple[str, nn.ModuleList] | None:
+        """Return the path and ModuleList of this family's blocks among ``lists``, if present."""
+        for path, module in lists:
             if path != self.layers and not path.endswith("." + self.layers):
                 continue
             if all(_has_submodule(module[0], req) for req in self.requires):
@@ -256,8 +256,13 @@ def adapter_for(model: nn.Module) -> Adapter | None:
     """Return the adapter for ``model``'s architecture, or None for an unknown module."""
     if _is_bridge(model):
         return BridgeAdapter(model)
+    lists = [
+        (path, module)
+        for path, module in model.named_modules()
+        if isinstance(module, nn.ModuleList) and len(module) > 0
+    ]
     for spec in FAMILIES:
-        found = spec.find_layers(model)
+        found = spec.find_layers(lists)
         if found is not None:
             path, layers = found
             return BlockAdapter(model, spec, path, len(layers))

