@@ -24,8 +24,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd widgets && npm run --silent typecheck
 
 test: lint
+	cd widgets && npm test --silent
 	$(BIN)/python -m pytest
 
 bench: setup

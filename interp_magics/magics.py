@@ -12,7 +12,7 @@ import keyword
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import events
@@ -127,6 +127,73 @@ class InterpMagics(Magics):
         self.shell.user_ns[out] = cache  # type: ignore[union-attr]
         return None if args.quiet else cache
 
+    @no_var_expand
+    @magic_arguments()
+    @argument(
+        "source",
+        help="a model (then give INPUT), or an ActivationCache captured with -m pattern, "
+        "or an AttentionPatterns result",
+    )
+    @argument(
+        "input",
+        nargs="?",
+        help="what to run the model on: a tokenizer output, a tensor of token ids, or a "
+        "string / list of strings (with --tokenizer)",
+    )
+    @argument("--tokenizer", help="tokenizer variable, for token labels and for text input")
+    @argument("--layers", help="which layers, e.g. {0-3} or -1 (default: all)")
+    @argument(
+        "--batch-index", dest="batch_index", type=int, default=0, help="sequence to show first"
+    )
+    @argument("--head", help="head to open in detail, as LAYER,HEAD (layer index, head)")
+    @argument("-o", "--out", help="also store the view in this variable")
+    @line_magic
+    def attention(self, line: str) -> Any:
+        """Show attention patterns in an interactive viewer.
+
+        Examples::
+
+            %attention model batch --tokenizer tok     # run the model, view every layer
+            %attention acts --tokenizer tok            # view a cache captured with -m pattern
+
+        The overview shows every layer x head; click one to see it in detail (hover for the
+        exact weight), or click a token for the focus-token mode. ``view.selected`` follows
+        clicks, so you can continue in code from what you looked at.
+        """
+        from .attention import (
+            AttentionInputError,
+            AttentionPatterns,
+            attention_patterns,
+            patterns_from_cache,
+        )
+        from .cache import ActivationCache
+
+        args = parse_argstring(self.attention, line)
+        source = self._lookup(args.source)
+        tokenizer = self._lookup(args.tokenizer) if args.tokenizer else None
+        try:
+            if isinstance(source, AttentionPatterns):
+                patterns = source
+            elif isinstance(source, ActivationCache):
+                patterns = patterns_from_cache(source, tokenizer=tokenizer)
+            else:
+                if args.input is None:
+                    raise UsageError(
+                        f"%attention {args.source} needs INPUT: the batch, token ids or text to "
+                        "run the model on (or pass a cache captured with -m pattern)"
+                    )
+                layers = _unquote(args.layers) if args.layers else None
+                patterns = attention_patterns(
+                    source, self._lookup(args.input), tokenizer=tokenizer, layers=layers
+                )
+            selected = _pair(args.head) if args.head else (0, 0)
+            view = patterns.widget(selected=selected, batch_index=args.batch_index)
+        except (CaptureError, AttentionInputError) as exc:
+            raise UsageError(str(exc)) from None
+        if args.out:
+            self.shell.user_ns[_output_name(args.out)] = view  # type: ignore[union-attr]
+        return view
+
     def _run_body(self, cell: str) -> Any:
         """Run ``cell`` like a normal cell; return its ExecutionResult."""
         hook = self.shell.displayhook  # type: ignore[union-attr]
@@ -165,6 +232,13 @@ def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text
+
+
+def _pair(text: str) -> tuple[int, int]:
+    parts = _unquote(text).replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise UsageError(f"--head {text!r}: write LAYER,HEAD, e.g. --head 3,5")
+    return int(parts[0]), int(parts[1])
 
 
 def _output_name(name: str) -> str:

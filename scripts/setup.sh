@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv/ in the repository root and install interp-magics (editable) with everything
-# needed to run the tutorials, the tests and the benchmarks. Safe to run again: it reinstalls
-# only when pyproject.toml or constraints.txt changed.
+# needed to run the tutorials, the tests and the benchmarks: the Python packages, the widgets'
+# node modules and bundles, and (when run as root) Debian's Chromium for the browser tests.
+# Safe to run again: each step runs only when its inputs changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +13,31 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV with $("$PYTHON" --version)"
   "$PYTHON" -m venv "$VENV"
+fi
+
+# Front end first, so the Python build finds the bundles and does not need to build them.
+if ! command -v npm >/dev/null; then
+  echo "setup: npm (Node.js 18+) is needed to build the widgets" >&2
+  exit 1
+fi
+lock_hash="$(sha256sum widgets/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat widgets/node_modules/.interp-magics-lock 2>/dev/null)" != "$lock_hash" ]; then
+  echo "setup: installing the widgets' node modules"
+  (cd widgets && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_hash" > widgets/node_modules/.interp-magics-lock
+fi
+bundle=interp_magics/widgets/static/attention.js
+if [ ! -f "$bundle" ] || [ -n "$(find widgets/src widgets/build.mjs -newer "$bundle" -print -quit)" ]; then
+  (cd widgets && npm run --silent build)
+fi
+
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: Chromium not found; the browser tests need it (sudo apt-get install chromium)"
+  fi
 fi
 
 stamp="$VENV/.interp-magics-setup"

@@ -36,6 +36,7 @@ def test_capture_stays_the_function_after_the_engine_module_loads():
 def test_core_never_imports_ipython():
     core = [
         "adapters",
+        "attention",
         "cache",
         "capturing",
         "errors",
@@ -77,6 +78,12 @@ def test_wheel_builds_and_contains_the_package(tmp_path):
     )
     wheel = next(tmp_path.glob("interp_magics-0.1.0-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("__init__", "capturing", "magics", "ledger", "sites", "adapters"):
+    for module in ("__init__", "capturing", "magics", "ledger", "sites", "adapters", "attention"):
         assert f"interp_magics/{module}.py" in names
+    # the built widget front end ships inside the wheel (it is git-ignored, so listed as artifacts)
+    for built in ("attention.js", "attention.css"):
+        assert f"interp_magics/widgets/static/{built}" in names
+    bundle = zipfile.ZipFile(wheel).read("interp_magics/widgets/static/attention.js")
+    assert b"http://" not in bundle and b"https://" not in bundle  # nothing fetched at display time
+    assert len(bundle) < 300 * 1024
     assert not any(n.startswith("tests/") for n in names)

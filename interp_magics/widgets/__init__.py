@@ -1,0 +1,11 @@
+"""Notebook widgets (anywidget): interactive views with static fallbacks.
+
+``AttentionView`` shows attention patterns. Each widget's front end is bundled into
+``static/`` at build time from the top-level ``widgets/`` folder.
+"""
+
+from __future__ import annotations
+
+from .attention import AttentionView
+
+__all__ = ["AttentionView"]

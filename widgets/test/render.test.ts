@@ -1,0 +1,59 @@
+// @vitest-environment jsdom
+// The widget's render() against a fake anywidget model: tokens from data are text, never HTML.
+import { describe, expect, it } from "vitest";
+import widget from "../src/attention";
+
+function fakeModel(tokens: string[]) {
+  const n = tokens.length;
+  const state: Record<string, unknown> = {
+    meta: { layers: 1, heads: 2, seq: n, batch: 1, thumb: n, vmax: 1, causal: false, layer_labels: [0], batch_labels: ["x"], title: "t", notes: [] },
+    tokens,
+    pad: new DataView(new Uint8Array(n).buffer),
+    thumbs: new DataView(new Uint8Array(2 * n * n).fill(100).buffer),
+    thumb_pad: new DataView(new Uint8Array(n).buffer),
+    lut: new DataView(new Uint8Array(768).buffer),
+    detail: new DataView(new Uint8Array(n * n).fill(255).buffer),
+    detail_key: [0, 0, 0],
+    detail_scale: 0.5,
+    focus_rows: new DataView(new ArrayBuffer(0)),
+    focus_key: [],
+    selected: [0, 0],
+    focus: -1,
+    batch_index: 0,
+  };
+  const listeners: Record<string, ((...a: unknown[]) => void)[]> = {};
+  const sent: unknown[] = [];
+  return {
+    sent,
+    get: (k: string) => state[k],
+    set: (k: string, v: unknown) => {
+      state[k] = v;
+    },
+    save_changes: () => undefined,
+    on: (e: string, cb: (...a: unknown[]) => void) => {
+      (listeners[e] ??= []).push(cb);
+    },
+    off: (e: string, cb?: (...a: unknown[]) => void) => {
+      listeners[e] = (listeners[e] ?? []).filter((x) => x !== cb);
+    },
+    send: (c: unknown) => sent.push(c),
+    emit: (e: string, ...a: unknown[]) => (listeners[e] ?? []).forEach((cb) => cb(...a)),
+    listeners,
+  };
+}
+
+describe("render", () => {
+  it("inserts hostile tokens as text and cleans up its listeners", () => {
+    const hostile = "<img src=x onerror=alert(1)>";
+    const model = fakeModel(["a", hostile, "</script><b>x</b>"]);
+    const el = document.createElement("div");
+    const cleanup = widget.render({ model, el } as never);
+    expect(el.querySelector("img")).toBeNull();
+    expect(el.querySelector("b")).toBeNull();
+    expect(el.textContent).toContain(hostile);
+    expect(el.querySelectorAll(".im-attn-token").length).toBe(3);
+    cleanup();
+    expect(Object.values(model.listeners).every((l) => l.length === 0)).toBe(true);
+    expect(el.children.length).toBe(0);
+  });
+});
