@@ -17,6 +17,7 @@ lab: setup
 
 demo: setup
 	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
+		--ExecutePreprocessor.store_widget_state=False \
 		--output-dir build/demo tutorials/00_quickstart.ipynb
 	@echo "demo: wrote build/demo/00_quickstart.html"
 

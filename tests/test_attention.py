@@ -148,6 +148,35 @@ def test_fallback_bundle_has_png_html_and_text(minilm):
     assert base64.b64decode(html.split("base64,")[1].split('"')[0]) == png
 
 
+def test_nbconvert_html_shows_the_static_fallback(tmp_path):
+    """A notebook exported without widget state shows the PNG and the numbers, and no script.
+
+    That is how JupyterLab saves notebooks by default ("Save Widget State Automatically" is
+    off), so it is what GitHub, nbviewer and ``jupyter nbconvert --to html`` receive.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    from interp_magics.testing import write_notebook
+
+    path = write_notebook(
+        tmp_path / "fallback.ipynb",
+        [
+            "import torch\nfrom interp_magics.widgets import AttentionView\n"
+            "p = torch.tensor([[[0.6, 0.4], [0.25, 0.75]]])\n"
+            f"AttentionView(p, ['tok_a', {HOSTILE!r}])",
+        ],
+    )
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=False).execute()
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    output = body.split("jp-OutputArea-executeResult", 1)[1]
+    assert "data:image/png;base64," in output
+    assert "strongest query-&gt;key weights" in output and "0.750" in output
+    assert "&lt;img src=x onerror=alert(1)&gt;" in output and "<img src=x" not in output
+
+
 def test_minilm_patterns_are_real_attention(minilm):
     model, tok = minilm
     enc = tok(

@@ -110,6 +110,16 @@ def test_attention_view_in_the_browser(lab, browser, expected, ui):
         text = live.inner_text()
         assert f"query {Q}" in text and f"key {K}" in text and expected.tokens[0][Q] in text
 
+        # the keyboard works too: arrows move over the heads, Enter opens one
+        grid.focus()
+        for key in ("ArrowRight", "ArrowRight", "ArrowDown", "Enter"):
+            page.keyboard.press(key)
+        view.locator(
+            'canvas[data-role=detail][data-layer="3"][data-head="7"][data-state=ready]'
+        ).wait_for(timeout=30_000)
+        grid.click(position={"x": HEAD * 43 + 20, "y": LAYER * 43 + 20})
+        detail.wait_for(timeout=30_000)
+
         # the click reached Python: view.selected follows the browser
         last = page.locator(".jp-CodeCell", has_text="print('SELECTED'")
         last.locator(".jp-InputArea").click()

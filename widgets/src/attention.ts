@@ -84,7 +84,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
   const body = h("div", "im-attn-body");
   const gridPanel = h("div", "im-attn-panel");
   const gridCaption = h("div", "im-attn-caption");
-  const gridCanvas = h("canvas", "im-attn-grid", { tabindex: "0", role: "application", "data-role": "grid" });
+  // data-lm-suppress-shortcuts: while a canvas has focus, arrow keys and Enter drive the viewer,
+  // not the notebook's command-mode shortcuts (moving between cells).
+  const keys = { tabindex: "0", role: "application", "data-lm-suppress-shortcuts": "true" };
+  const gridCanvas = h("canvas", "im-attn-grid", { ...keys, "data-role": "grid" });
   gridPanel.append(gridCaption, gridCanvas);
 
   const detailPanel = h("div", "im-attn-panel im-attn-detail-panel");
@@ -92,7 +95,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
   const detailWrap = h("div", "im-attn-detail-wrap");
   const keyLabels = h("div", "im-attn-keys");
   const queryLabels = h("div", "im-attn-queries");
-  const detailCanvas = h("canvas", "im-attn-detail", { tabindex: "0", role: "application", "data-role": "detail" });
+  const detailCanvas = h("canvas", "im-attn-detail", { ...keys, "data-role": "detail" });
   detailWrap.append(keyLabels, queryLabels, detailCanvas);
   const legend = h("div", "im-attn-legend");
   const table = h("div", "im-attn-table");

@@ -3,6 +3,9 @@
 import { describe, expect, it } from "vitest";
 import widget from "../src/attention";
 
+// jsdom has no canvas: the views draw nothing here (painting is covered in lib tests and in Chromium).
+HTMLCanvasElement.prototype.getContext = (() => null) as never;
+
 function fakeModel(tokens: string[]) {
   const n = tokens.length;
   const state: Record<string, unknown> = {
@@ -55,5 +58,41 @@ describe("render", () => {
     cleanup();
     expect(Object.values(model.listeners).every((l) => l.length === 0)).toBe(true);
     expect(el.children.length).toBe(0);
+  });
+
+  it("keeps two views of one model independent, and both follow model changes", () => {
+    const model = fakeModel(["a", "b", "c"]);
+    const one = document.createElement("div");
+    const two = document.createElement("div");
+    const cleanOne = widget.render({ model, el: one } as never);
+    const cleanTwo = widget.render({ model, el: two } as never);
+    model.set("selected", [0, 1]);
+    model.set("detail_key", [0, 0, 1]);
+    model.emit("change:selected");
+    model.emit("change:detail_key");
+    for (const el of [one, two]) {
+      const detail = el.querySelector("canvas[data-role=detail]") as HTMLCanvasElement;
+      expect(detail.dataset.head).toBe("1");
+    }
+    cleanOne();
+    expect(two.querySelector(".im-attn")).not.toBeNull(); // closing one view leaves the other
+    cleanTwo();
+  });
+
+  it("asks the kernel for the exact value once per cell and shows the reply", () => {
+    const model = fakeModel(["a", "b", "c"]);
+    const el = document.createElement("div");
+    document.body.appendChild(el);
+    const cleanup = widget.render({ model, el } as never);
+    const detail = el.querySelector("canvas[data-role=detail]") as HTMLCanvasElement;
+    detail.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight" }));
+    const live = el.querySelector("[data-role=live]") as HTMLElement;
+    expect(live.textContent).toContain("≈");
+    expect(model.sent).toEqual([{ type: "value", id: 1, b: 0, l: 0, h: 0, q: 0, k: 1 }]);
+    model.emit("msg:custom", { type: "value", id: 1, b: 0, l: 0, h: 0, q: 0, k: 1, value: 0.123456789 });
+    expect(live.dataset.exact).toBe("true");
+    expect(live.textContent).toContain("0.123457");
+    cleanup();
+    el.remove();
   });
 });
