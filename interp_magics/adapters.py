@@ -27,7 +27,7 @@ are covered. Any other module works through globs alone.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -77,6 +77,8 @@ class Adapter(Protocol):
     def aliases(self) -> dict[str, str]: ...
 
     def attention_weights(self) -> contextlib.AbstractContextManager[str | None]: ...
+
+    def call(self, batch: Mapping[str, Any]) -> Any: ...
 
 
 def _attention_weights(output: Any) -> torch.Tensor:
@@ -180,6 +182,10 @@ class BlockAdapter:
     def aliases(self) -> dict[str, str]:
         return {}
 
+    def call(self, batch: Mapping[str, Any]) -> Any:
+        """Run the model on a tokenizer-style batch (``input_ids``, ``attention_mask``, ...)."""
+        return self.model(**batch)
+
     @contextlib.contextmanager
     def attention_weights(self) -> Iterator[str | None]:
         """Switch to eager attention for the block if the current kernel drops the weights."""
@@ -239,6 +245,11 @@ class BridgeAdapter:
     def aliases(self) -> dict[str, str]:
         return dict(self._aliases)
 
+    def call(self, batch: Mapping[str, Any]) -> Any:
+        """Run the bridge on a tokenizer-style batch: its forward takes the ids positionally."""
+        mask = batch.get("attention_mask")
+        return self.model(batch["input_ids"], attention_mask=mask)
+
     @contextlib.contextmanager
     def attention_weights(self) -> Iterator[str | None]:
         yield None  # the bridge computes patterns at its hook points itself
@@ -250,6 +261,12 @@ def _is_bridge(model: nn.Module) -> bool:
         and hasattr(model, "hook_dict")
         and hasattr(model, "cfg")
     )
+
+
+def call_model(model: nn.Module, batch: Mapping[str, Any]) -> Any:
+    """Return ``model``'s output on a tokenizer-style batch, called the way its family expects."""
+    adapter = adapter_for(model)
+    return adapter.call(batch) if adapter is not None else model(**batch)
 
 
 def adapter_for(model: nn.Module) -> Adapter | None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from .adapters import call_model
 from .cache import ActivationCache
 from .capturing import capture
 
@@ -293,7 +294,7 @@ def attention_patterns(
     batch = _model_inputs(inputs, tokenizer)
     site = "pattern" if layers in (None, "", "*") else f"pattern.{layers}"
     with torch.no_grad(), capture(model, site) as acts:
-        model(**batch)
+        call_model(model, batch)
     return patterns_from_cache(acts, tokenizer=tokenizer)
 
 
@@ -346,7 +347,15 @@ def patterns_from_cache(cache: ActivationCache, *, tokenizer: Any = None) -> Att
     tokens: list[list[str]] | None = None
     if ids is not None and ids.ndim == 2 and ids.shape[1] == pattern.shape[-1]:
         if tokenizer is not None:
-            tokens = [list(tokenizer.convert_ids_to_tokens(row.tolist())) for row in ids]
+            tokens = [
+                [
+                    t if t is not None else str(i)
+                    for t, i in zip(
+                        tokenizer.convert_ids_to_tokens(row.tolist()), row.tolist(), strict=True
+                    )
+                ]
+                for row in ids
+            ]
         else:
             tokens = [[str(int(i)) for i in row] for row in ids]
     return AttentionPatterns(
@@ -367,11 +376,11 @@ def entropy(pattern: torch.Tensor) -> torch.Tensor:
     return -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(-1)
 
 
-__all__: Sequence[str] = (
+__all__ = [
     "AttentionInputError",
     "AttentionPatterns",
     "attention_patterns",
     "entropy",
     "patterns_from_cache",
     "validate_patterns",
-)
+]

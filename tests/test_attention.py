@@ -200,6 +200,14 @@ def test_minilm_patterns_are_real_attention(minilm):
     )
 
 
+def test_bridge_patterns_equal_the_hf_model(bridge):
+    br, hf = bridge
+    ids = torch.randint(0, 300, (2, 7), generator=torch.Generator().manual_seed(0))
+    from_bridge = attention_patterns(br, ids, tokenizer=br.tokenizer)
+    assert torch.equal(from_bridge.pattern, attention_patterns(hf, ids).pattern)
+    assert all(isinstance(t, str) and t != "None" for t in from_bridge.tokens[0])
+
+
 def test_from_cache_and_layers(gpt2, ids):
     from interp_magics import capture
 

@@ -75,19 +75,11 @@ export function poolMax(codes: Uint8Array, bins: number): Uint8Array {
   return out;
 }
 
-/** Return `bins` flags: a bin is padding when every position in it is. */
+/** Return `bins` flags: a bin is padding when every position in it is (no real token pools in). */
 export function poolPad(pad: Uint8Array, bins: number): Uint8Array {
-  const n = pad.length;
-  if (n <= bins) return pad;
-  const out = new Uint8Array(bins);
-  for (let b = 0; b < bins; b++) {
-    const start = Math.floor((b * n) / bins);
-    const end = Math.max(start + 1, Math.floor(((b + 1) * n) / bins));
-    let all = 1;
-    for (let i = start; i < end; i++) if (pad[i] !== 1) all = 0;
-    out[b] = all;
-  }
-  return out;
+  if (pad.length <= bins) return pad;
+  const real = poolMax(pad.map((p) => (p === 1 ? 0 : 1)), bins);
+  return real.map((r) => (r === 0 ? 1 : 0));
 }
 
 /** Return true when any painted pixel differs from fully transparent. */
