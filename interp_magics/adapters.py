@@ -52,6 +52,9 @@ class Target:
     site: str | None = None
     layer: int | None = None
     group: str = ""  # targets of one group are assumed to have one size (memory estimate)
+    heads: int | None = (
+        None  # split the last dim into this many heads: [..., d] -> [..., heads, d/heads]
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class SiteSpec:
     io: IO = "output"
     select: Selector | None = None
     seq_dim: int = 1
+    heads: bool = False  # the tensor concatenates per-head vectors along its last dim
 
 
 class Adapter(Protocol):
@@ -71,6 +75,12 @@ class Adapter(Protocol):
 
     @property
     def n_layers(self) -> int: ...
+
+    @property
+    def n_heads(self) -> int: ...
+
+    @property
+    def blocks(self) -> nn.ModuleList: ...
 
     def target(self, site: str, layer: int) -> Target: ...
 
@@ -101,6 +111,7 @@ class BlockFamily:
     layers: str  # last component(s) of the ModuleList path
     requires: tuple[str, ...]  # sub-paths every block of the family has
     sites: dict[str, SiteSpec] = field(default_factory=dict)
+    causal: bool = True  # each position attends only to earlier ones (decoders)
 
     def find_layers(
         self, lists: list[tuple[str, nn.ModuleList]]
@@ -128,41 +139,70 @@ _RESID = {
 }
 
 
-def _family(family: str, layers: str, attn: str, mlp: str, pattern: str) -> BlockFamily:
+def _family(
+    family: str, layers: str, attn: str, mlp: str, pattern: str, out_proj: str, causal: bool = True
+) -> BlockFamily:
     return BlockFamily(
         family,
         layers,
-        (attn, mlp, pattern),
-        {
+        (attn, mlp, pattern, out_proj),
+        causal=causal,
+        sites={
             **_RESID,
             "attn_out": SiteSpec(attn, select=0 if attn == pattern else None),
             "mlp_out": SiteSpec(mlp),
             "pattern": SiteSpec(pattern, select=_attention_weights, seq_dim=2),
+            # Each head's output is its slice of the input of the attention output
+            # projection (the per-head "z" vectors): patching a slice replaces exactly that
+            # head's contribution. Query heads, so grouped-query attention needs nothing else.
+            "head_out": SiteSpec(out_proj, io="input", heads=True),
         },
     )
 
 
 FAMILIES: tuple[BlockFamily, ...] = (
-    _family("gpt2", "h", "attn", "mlp", "attn"),
-    _family("gpt-neox", "layers", "attention", "mlp", "attention"),
-    _family("llama", "layers", "self_attn", "mlp", "self_attn"),
-    _family("bert", "layer", "attention.output.dense", "output.dense", "attention.self"),
+    _family("gpt2", "h", "attn", "mlp", "attn", "attn.c_proj"),
+    _family("gpt-neox", "layers", "attention", "mlp", "attention", "attention.dense"),
+    _family("llama", "layers", "self_attn", "mlp", "self_attn", "self_attn.o_proj"),
+    _family(
+        "bert",
+        "layer",
+        "attention.output.dense",
+        "output.dense",
+        "attention.self",
+        "attention.output.dense",
+        causal=False,
+    ),
 )
 
 
 class BlockAdapter:
     """Adapter for a HuggingFace-style model whose blocks form one ModuleList."""
 
-    def __init__(self, model: nn.Module, spec: BlockFamily, layers_path: str, n: int) -> None:
+    def __init__(
+        self, model: nn.Module, spec: BlockFamily, layers_path: str, layers: nn.ModuleList
+    ) -> None:
         self.model = model
         self.spec = spec
         self.family = spec.family
         self.layers_path = layers_path
-        self._n = n
+        self._blocks = layers
 
     @property
     def n_layers(self) -> int:
-        return self._n
+        return len(self._blocks)
+
+    @property
+    def n_heads(self) -> int:
+        config = getattr(self.model, "config", None)
+        heads = getattr(config, "num_attention_heads", None)
+        if heads is None:
+            raise CaptureError(f"{type(self.model).__name__} has no config.num_attention_heads")
+        return int(heads)
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self._blocks
 
     def target(self, site: str, layer: int) -> Target:
         where = self.spec.sites[site]
@@ -176,7 +216,8 @@ class BlockAdapter:
             seq_dim=where.seq_dim,
             site=site,
             layer=layer,
-            group="pattern" if site == "pattern" else "resid",
+            group=site if site in ("pattern", "head_out") else "resid",
+            heads=self.n_heads if where.heads else None,
         )
 
     def aliases(self) -> dict[str, str]:
@@ -216,6 +257,7 @@ class BridgeAdapter:
         "attn_out": "blocks.{layer}.hook_attn_out",
         "mlp_out": "blocks.{layer}.hook_mlp_out",
         "pattern": "blocks.{layer}.attn.hook_pattern",
+        "head_out": "blocks.{layer}.attn.hook_z",  # already [batch, pos, head, d_head]
     }
 
     def __init__(self, model: nn.Module) -> None:
@@ -229,6 +271,14 @@ class BridgeAdapter:
     def n_layers(self) -> int:
         return self._n
 
+    @property
+    def n_heads(self) -> int:
+        return int(getattr(self.model.cfg, "n_heads"))  # noqa: B009
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.model.blocks  # type: ignore[return-value]
+
     def target(self, site: str, layer: int) -> Target:
         alias = self._HOOKS[site].format(layer=layer)
         if alias not in self._aliases:
@@ -239,7 +289,7 @@ class BridgeAdapter:
             seq_dim=2 if site == "pattern" else 1,
             site=site,
             layer=layer,
-            group="pattern" if site == "pattern" else "resid",
+            group=site if site in ("pattern", "head_out") else "resid",
         )
 
     def aliases(self) -> dict[str, str]:
@@ -282,5 +332,5 @@ def adapter_for(model: nn.Module) -> Adapter | None:
         found = spec.find_layers(lists)
         if found is not None:
             path, layers = found
-            return BlockAdapter(model, spec, path, len(layers))
+            return BlockAdapter(model, spec, path, layers)
     return None

@@ -282,6 +282,8 @@ class Capture:
 
     # -- storing ----------------------------------------------------------------------------
     def _store(self, target: Target, tensor: torch.Tensor, *, grad: bool = False) -> None:
+        if target.heads is not None and tensor.ndim >= 1:
+            tensor = tensor.unflatten(-1, (target.heads, -1))  # type: ignore[no-untyped-call]
         with self._lock:
             seq_dim, index = self._index_for(target, tensor)
             out_dtype = (

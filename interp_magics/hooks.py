@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
-from torch.utils.hooks import RemovableHandle
+
+class Removable(Protocol):
+    """Anything installed on a model that can be undone: a hook handle, a forward override."""
+
+    def remove(self) -> None: ...
+
 
 _lock = threading.Lock()
 _live: dict[int, HookSet] = {}
@@ -23,7 +29,7 @@ class OwnedHook:
 
     owner: str
     module: str
-    kind: str  # "forward", "forward_pre", "tensor_grad"
+    kind: str  # "forward", "forward_pre", "tensor_grad", "forward_override"
 
 
 class HookSet:
@@ -31,11 +37,11 @@ class HookSet:
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
-        self._hooks: list[tuple[RemovableHandle, OwnedHook]] = []
+        self._hooks: list[tuple[Removable, OwnedHook]] = []
         with _lock:
             _live[id(self)] = self
 
-    def add(self, handle: RemovableHandle, module: str, kind: str) -> None:
+    def add(self, handle: Removable, module: str, kind: str) -> None:
         """Take ownership of ``handle`` (a hook just installed on ``module``)."""
         with _lock:
             self._hooks.append((handle, OwnedHook(self.owner, module, kind)))

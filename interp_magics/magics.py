@@ -18,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from . import events
 from .errors import CaptureError
 from .ledger import Ledger
+from .sites import PatternError
 
 _STATE_ATTR = "_interp_magics_state"
 
@@ -193,6 +194,85 @@ class InterpMagics(Magics):
         if args.out:
             self.shell.user_ns[_output_name(args.out)] = view  # type: ignore[union-attr]
         return view
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("model", help="the model variable (GPT-2, GPT-NeoX, Llama-family or BERT-family)")
+    @argument("--clean", required=True, help="clean inputs: a tokenizer output or token ids")
+    @argument("--corrupt", help="corrupted inputs of the same shape (counterfactual prompts)")
+    @argument(
+        "--noise",
+        type=float,
+        help="instead of --corrupt: Gaussian noise on embeddings (x their std)",
+    )
+    @argument(
+        "--metric",
+        required=True,
+        help="a metric variable: patching.logit_diff(correct, wrong), logprob(answer), "
+        "kl_to_clean(), or a function logits -> [batch]",
+    )
+    @argument(
+        "--site", default="resid_pre", help="resid_pre, resid_post, attn_out, mlp_out or head_out"
+    )
+    @argument("--by", default="layer,pos", help="layer | layer,pos | layer,head | layer,head,pos")
+    @argument("--method", default="exact", choices=["exact", "attribution"])
+    @argument("--direction", default="denoising", choices=["denoising", "noising"])
+    @argument(
+        "--verify-top",
+        dest="verify_top",
+        type=int,
+        default=0,
+        help="with attribution: check the top K exactly",
+    )
+    @argument("--layers", help="only these layers, e.g. {0-3} or 0,5")
+    @argument("--tokenizer", help="tokenizer variable, for token labels")
+    @argument("-o", "--out", help="also store the PatchResult in this variable")
+    @line_magic
+    def patch(self, line: str) -> Any:
+        """Run an activation-patching sweep and show its heatmap.
+
+        Example::
+
+            metric = patching.logit_diff(correct_ids, wrong_ids)
+            %patch model --clean clean --corrupt corrupt --metric metric --tokenizer tok
+
+        Denoising (the default) runs the corrupted prompts and patches in clean activations:
+        1 means the cell restores the clean behaviour, 0 that it does nothing.
+        """
+        from .patching import activation_patch
+        from .sites import expand_braces
+
+        args = parse_argstring(self.patch, line)
+        if args.corrupt is None and args.noise is None:
+            raise UsageError("give --corrupt (counterfactual prompts) or --noise STD")
+        model = self._lookup(args.model)
+        layers = None
+        if args.layers:
+            text = _unquote(args.layers)
+            try:
+                layers = [int(x) for part in text.split(",") for x in expand_braces(part)]
+            except ValueError:
+                raise UsageError(f"--layers {text!r}: write e.g. {{0-3}} or 0,5") from None
+        try:
+            result = activation_patch(
+                model,
+                self._lookup(args.clean),
+                self._lookup(args.corrupt) if args.corrupt else None,
+                self._lookup(args.metric),
+                site=args.site,
+                by=tuple(a.strip() for a in _unquote(args.by).split(",")),
+                method=args.method,
+                direction=args.direction,
+                noise=args.noise,
+                verify_top=args.verify_top,
+                layers=layers,
+                tokenizer=self._lookup(args.tokenizer) if args.tokenizer else None,
+            )
+        except (CaptureError, PatternError) as exc:
+            raise UsageError(str(exc)) from None
+        if args.out:
+            self.shell.user_ns[_output_name(args.out)] = result  # type: ignore[union-attr]
+        return result
 
     def _run_body(self, cell: str) -> Any:
         """Run ``cell`` like a normal cell; return its ExecutionResult."""

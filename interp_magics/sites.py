@@ -22,7 +22,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-CANONICAL_SITES: tuple[str, ...] = ("resid_pre", "resid_post", "attn_out", "mlp_out", "pattern")
+CANONICAL_SITES: tuple[str, ...] = (
+    "resid_pre",
+    "resid_post",
+    "attn_out",
+    "mlp_out",
+    "head_out",
+    "pattern",
+)
 
 _BRACE = re.compile(r"\{([^{}]*)\}")
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-|\.\.)\s*(-?\d+)\s*$")

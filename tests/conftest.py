@@ -10,6 +10,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -68,6 +70,32 @@ def bridge(tmp_path_factory):
     """A TransformerLens 4 TransformerBridge over a random GPT-2, with an offline tokenizer."""
     hf = testing.gpt2(vocab_size=400)
     return testing.transformer_bridge(hf, tmp_path_factory.mktemp("bridge")), hf
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    """Folder for screenshots the browser tests save (build/test-artifacts/, git-ignored)."""
+    path = Path(__file__).parent.parent / "build" / "test-artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A real ``jupyter lab`` on 127.0.0.1 with a token, shared by the browser tests."""
+    with testing.LabServer(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = testing.launch_chromium(p)
+        yield b
+        b.close()
 
 
 @pytest.fixture

@@ -1,14 +1,10 @@
 """The attention viewer in a real JupyterLab and Notebook 7, driven in Debian's Chromium."""
 
-from pathlib import Path
-
 import pytest
 
 from interp_magics.attention import attention_patterns
-from interp_magics.testing import LabServer, launch_chromium, run_cells, write_notebook
+from interp_magics.testing import run_cells, write_notebook
 
-ROOT = Path(__file__).parent.parent
-ARTIFACTS = ROOT / "build" / "test-artifacts"
 HOSTILE = "<img src=x onerror=alert(1)>"
 TEXT = ["The cat sat on the mat because it was warm.", "Dogs bark."]
 LAYER, HEAD, Q, K = 2, 5, 3, 1
@@ -37,21 +33,8 @@ def expected(minilm):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lab")
-    write_notebook(root / "attention.ipynb", CELLS)
-    with LabServer(root) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
+def notebook(lab):
+    return write_notebook(lab.root / "attention.ipynb", CELLS)
 
 
 def _canvas_ink(locator):
@@ -64,7 +47,7 @@ def _canvas_ink(locator):
 
 
 @pytest.mark.parametrize("ui", ["lab", "notebook"])
-def test_attention_view_in_the_browser(lab, browser, expected, ui):
+def test_attention_view_in_the_browser(lab, browser, notebook, expected, artifacts, ui):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     dialogs, errors = [], []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -142,8 +125,7 @@ def test_attention_view_in_the_browser(lab, browser, expected, ui):
         page.wait_for_timeout(300)
         assert dialogs == []
 
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        view.screenshot(path=str(ARTIFACTS / f"attention-view-{ui}.png"))
+        view.screenshot(path=str(artifacts / f"attention-view-{ui}.png"))
         # Widget code runs from anywidget's blob: module URL; errors of the host app's own bundles
         # (Notebook 7.6 reports a settings-schema TypeError on every page load) are not ours.
         assert [e for e in errors if "blob:" in e or "anywidget" in e] == []

@@ -96,3 +96,42 @@ describe("render", () => {
     el.remove();
   });
 });
+
+import heatmap from "../src/patching";
+import { divergingIndex } from "../src/lib/colors";
+
+describe("patching heatmap", () => {
+  it("centres the diverging scale on zero and shows labels as text", () => {
+    expect(divergingIndex(0, 2)).toBe(128);
+    expect(divergingIndex(-2, 2)).toBe(0);
+    expect(divergingIndex(2, 2)).toBe(255);
+    expect(divergingIndex(Number.NaN, 2)).toBe(128);
+    const values = new Float32Array([0.5, -1, 0.25, 1]);
+    const state: Record<string, unknown> = {
+      meta: { axes: ["layer", "pos"], shape: [2, 2], labels: { layer: ["0", "1"], pos: ["<b>x</b>", "y"] }, title: "t", metric: "m", normalised: true, value_name: "normalised m", clean: 1, corrupt: 0, batch: 1, notes: [] },
+      values: new DataView(values.buffer),
+      raw: new DataView(values.buffer),
+      lut: new DataView(new Uint8Array(768).buffer),
+      clean_values: new DataView(new Float32Array([1]).buffer),
+      corrupt_values: new DataView(new Float32Array([0]).buffer),
+      cell_values: new DataView(new ArrayBuffer(0)),
+      selected: [],
+      slice_index: 0,
+    };
+    const model = {
+      get: (k: string) => state[k],
+      set: (k: string, v: unknown) => {
+        state[k] = v;
+      },
+      save_changes: () => undefined,
+      on: () => undefined,
+      off: () => undefined,
+    };
+    const el = document.createElement("div");
+    const cleanup = heatmap.render({ model, el } as never);
+    expect(el.querySelector("b")).toBeNull();
+    expect(el.textContent).toContain("<b>x</b>");
+    expect(el.textContent).toContain("clean baseline 1");
+    cleanup();
+  });
+});

@@ -28,3 +28,10 @@ export function inkFor(lut: Uint8Array, index: number): string {
   const luminance = 0.2126 * lut[i] + 0.7152 * lut[i + 1] + 0.0722 * lut[i + 2];
   return luminance > 140 ? "#111" : "#fff";
 }
+
+/** Return the LUT row of a signed value on a diverging scale centred on 0 over [-vmax, vmax]. */
+export function divergingIndex(value: number, vmax: number): number {
+  if (!Number.isFinite(value)) return 128;
+  const t = vmax > 0 ? value / vmax : 0;
+  return Math.max(0, Math.min(255, Math.round(((t + 1) / 2) * 255)));
+}
