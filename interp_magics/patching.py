@@ -31,6 +31,7 @@ from .capturing import capture
 from .errors import CaptureError
 from .metrics import (
     KLToClean,
+    Metric,
     MetricError,
     as_metric,
     kl_to_clean,
@@ -224,6 +225,19 @@ def _check_pair(clean: Batch, corrupt: Batch) -> None:
             "clean and corrupted prompts are padded differently (their attention masks differ); "
             "pad them the same way so that positions line up"
         )
+
+
+def _runner(
+    model: nn.Module, metric: Metric, batch: Batch, layers: Sequence[int] | None
+) -> tuple[Runner, list[int]]:
+    """Return a runner for ``model`` and the layers to sweep, after every input check."""
+    runner = Runner(model, metric)
+    vocab = _vocab_size(model, runner)
+    if vocab is not None:
+        metric.check_vocab(vocab)
+    layer_list = _layers(runner, layers)
+    metric.resolve_positions(batch["attention_mask"])
+    return runner, layer_list
 
 
 def _vocab_size(model: nn.Module, runner: Runner) -> int | None:
@@ -643,12 +657,7 @@ def activation_patch(
         raise PatchingError("give either corrupt or noise, not both")
     corrupt_b = clean_b if corrupt is None else _as_batch(corrupt, "corrupt")
     _check_pair(clean_b, corrupt_b)
-    runner = Runner(model, metric_obj)
-    vocab = _vocab_size(model, runner)
-    if vocab is not None:
-        metric_obj.check_vocab(vocab)
-    layer_list = _layers(runner, layers)
-    metric_obj.resolve_positions(clean_b["attention_mask"])
+    runner, layer_list = _runner(model, metric_obj, clean_b, layers)
     clean_b, corrupt_b = to_device(clean_b, runner.device), to_device(corrupt_b, runner.device)
     noise_hooks: list[tuple[nn.Module, str, Any]] = []
     if noise is not None:
@@ -849,8 +858,6 @@ def ablate(
     if kind not in ("zero", "mean", "resample"):
         raise PatchingError(f"kind must be 'zero', 'mean' or 'resample', not {kind!r}")
     metric_obj = as_metric(metric)
-    if isinstance(metric_obj, KLToClean):
-        metric_obj.higher_is_clean = False
     site, axes = _normalise_by(sites, by)
     batch = _as_batch(inputs, "inputs")
     b = batch["input_ids"].shape[0]
@@ -858,12 +865,7 @@ def ablate(
         raise PatchingError(
             "resample ablation takes activations from other examples: give at least 2"
         )
-    runner = Runner(model, metric_obj)
-    vocab = _vocab_size(model, runner)
-    if vocab is not None:
-        metric_obj.check_vocab(vocab)
-    layer_list = _layers(runner, layers)
-    metric_obj.resolve_positions(batch["attention_mask"])
+    runner, layer_list = _runner(model, metric_obj, batch, layers)
     batch = to_device(batch, runner.device)
     run = _reference_run(
         runner, batch, site, layer_list, keep_logprobs=metric_obj.needs_clean_distribution()
