@@ -274,6 +274,95 @@ class InterpMagics(Magics):
             self.shell.user_ns[_output_name(args.out)] = result  # type: ignore[union-attr]
         return result
 
+    @no_var_expand
+    @magic_arguments()
+    @argument(
+        "acts", help="an ActivationCache (probes every layer) or an array [examples, features]"
+    )
+    @argument("labels", help="the labels variable: one class per example (or per token)")
+    @argument(
+        "--controls",
+        default="shuffled,random_features,majority",
+        help="comma-separated: shuffled, random_features, majority (default: all)",
+    )
+    @argument("--permutations", type=int, default=1000, help="label permutations (default 1000)")
+    @argument(
+        "--layers", help="cache keys or a pattern, e.g. resid_post.{2-5} (default: resid_post)"
+    )
+    @argument(
+        "--position", default="last", help="last | first | mean | an index (per-sequence labels)"
+    )
+    @argument("--estimator", default="ridge", help="ridge | logistic | mlp")
+    @argument("--cv", type=int, default=5, help="cross-validation folds (default 5)")
+    @argument("--seed", type=int, default=0)
+    @argument("--groups", help="variable with a group per example (e.g. sentence or word type)")
+    @argument(
+        "--control-task", dest="control_task", help="variable with word types for a control task"
+    )
+    @argument(
+        "--correction", default="fdr_bh", help="multipletests method across layers (default fdr_bh)"
+    )
+    @argument("--mi", action="store_true", help="also estimate mutual information")
+    @argument("--model", help="with --inputs: probe a randomly re-initialised copy as a control")
+    @argument("--inputs", help="the inputs the cache was captured on (for --model)")
+    @argument("-o", "--out", help="also store the report in this variable")
+    @line_magic
+    def probe(self, line: str) -> Any:
+        """Probe activations for labels, with controls, confidence intervals and corrections.
+
+        Examples::
+
+            %probe acts labels                       # every layer of a cache, corrected
+            %probe acts labels --layers resid_post.3 --control-task word_types
+            %probe X labels --estimator logistic      # a feature matrix
+
+        The report shows the probe's held-out accuracy next to its controls (shuffled labels,
+        random features, chance levels); a probe is never reported alone.
+        """
+        from .cache import ActivationCache
+        from .probes import probe, probe_layers
+
+        args = parse_argstring(self.probe, line)
+        acts = self._lookup(args.acts)
+        labels = self._lookup(args.labels)
+        controls = tuple(c.strip() for c in _unquote(args.controls).split(",") if c.strip())
+        position: int | str = _unquote(args.position)
+        if isinstance(position, str) and position.lstrip("-").isdigit():
+            position = int(position)
+        kwargs: dict[str, Any] = {
+            "controls": controls,
+            "n_permutations": args.permutations,
+            "cv": args.cv,
+            "seed": args.seed,
+            "estimator": args.estimator,
+            "mutual_info": args.mi,
+        }
+        if args.groups:
+            kwargs["groups"] = self._lookup(args.groups)
+        if args.control_task:
+            kwargs["control_task"] = self._lookup(args.control_task)
+        try:
+            if isinstance(acts, ActivationCache):
+                result: Any = probe_layers(
+                    acts,
+                    labels,
+                    layers=_unquote(args.layers) if args.layers else None,
+                    position=position,
+                    correction=args.correction,
+                    model=self._lookup(args.model) if args.model else None,
+                    inputs=self._lookup(args.inputs) if args.inputs else None,
+                    **kwargs,
+                )
+            else:
+                if args.layers or args.model:
+                    raise UsageError("--layers and --model need an ActivationCache as ACTS")
+                result = probe(acts, labels, **kwargs)
+        except CaptureError as exc:
+            raise UsageError(str(exc)) from None
+        if args.out:
+            self.shell.user_ns[_output_name(args.out)] = result  # type: ignore[union-attr]
+        return result
+
     def _run_body(self, cell: str) -> Any:
         """Run ``cell`` like a normal cell; return its ExecutionResult."""
         hook = self.shell.displayhook  # type: ignore[union-attr]

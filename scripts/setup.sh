@@ -26,7 +26,7 @@ if [ "$(cat widgets/node_modules/.interp-magics-lock 2>/dev/null)" != "$lock_has
   (cd widgets && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_hash" > widgets/node_modules/.interp-magics-lock
 fi
-bundle=interp_magics/widgets/static/patching.js
+bundle=interp_magics/widgets/static/probes.js
 if [ ! -f "$bundle" ] || [ -n "$(find widgets/src widgets/build.mjs -newer "$bundle" -print -quit)" ]; then
   (cd widgets && npm run --silent build)
 fi

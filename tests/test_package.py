@@ -81,7 +81,14 @@ def test_wheel_builds_and_contains_the_package(tmp_path):
     for module in ("__init__", "capturing", "magics", "ledger", "sites", "adapters", "attention"):
         assert f"interp_magics/{module}.py" in names
     # the built widget front end ships inside the wheel (it is git-ignored, so listed as artifacts)
-    for built in ("attention.js", "attention.css", "patching.js", "patching.css"):
+    for built in (
+        "attention.js",
+        "attention.css",
+        "patching.js",
+        "patching.css",
+        "probes.js",
+        "probes.css",
+    ):
         assert f"interp_magics/widgets/static/{built}" in names
     bundle = zipfile.ZipFile(wheel).read("interp_magics/widgets/static/attention.js")
     assert b"http://" not in bundle and b"https://" not in bundle  # nothing fetched at display time

@@ -4,7 +4,7 @@ import { build } from "esbuild";
 import { copyFileSync, mkdirSync, statSync } from "node:fs";
 
 const out = "../interp_magics/widgets/static";
-const widgets = ["attention", "patching"];
+const widgets = ["attention", "patching", "probes"];
 mkdirSync(out, { recursive: true });
 for (const name of widgets) {
   await build({

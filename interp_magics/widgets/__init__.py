@@ -1,7 +1,7 @@
 """Notebook widgets (anywidget): interactive views with static fallbacks.
 
 ``AttentionView`` shows attention patterns; ``PatchingHeatmap`` a patching or ablation
-result. Each widget's front end is bundled into
+result; ``ProbePanel`` a probe with its controls. Each widget's front end is bundled into
 ``static/`` at build time from the top-level ``widgets/`` folder.
 """
 
@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from .attention import AttentionView
 from .patching import PatchingHeatmap
+from .probes import ProbePanel
 
-__all__ = ["AttentionView", "PatchingHeatmap"]
+__all__ = ["AttentionView", "PatchingHeatmap", "ProbePanel"]

@@ -39,3 +39,16 @@ def colorize(values: np.ndarray, name: str = SEQUENTIAL, vmax: float = 1.0) -> n
     table = np.frombuffer(lut(name), dtype=np.uint8).reshape(256, 3)
     idx = np.clip(np.round(values / max(vmax, 1e-12) * 255), 0, 255).astype(np.int64)
     return table[idx]
+
+
+#: Categorical colours for series (Okabe & Ito), distinguishable with colour-vision deficiencies.
+CATEGORICAL = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+)

@@ -102,6 +102,13 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
     return axis === "pos" ? `${i} ${showToken(labels[i] ?? "", 16)}` : labels[i] ?? String(i);
   }
 
+  // Raw metric values are coloured by their distance from the unpatched run (the corrupted
+  // baseline, or the clean one for ablations), so the scale stays centred on "no effect".
+  function centre(): number {
+    const m = meta();
+    return showRaw ? m.corrupt ?? m.clean : 0;
+  }
+
   function draw(): void {
     const m = meta();
     const p = plane();
@@ -118,7 +125,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
       `${m.title}: ${p.rows} ${p.rowAxis}s by ${p.cols} ${p.colAxis || "cell"}s. Arrow keys move, Enter shows the examples.`,
     );
     const ctx = canvas.getContext("2d");
-    const top = vmax(p.values);
+    const c0 = centre();
+    const shifted = p.values.map((v) => v - c0);
+    const top = vmax(shifted);
     const table = lut();
     if (ctx) {
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -126,7 +135,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
       for (let r = 0; r < p.rows; r++) {
         for (let c = 0; c < p.cols; c++) {
           const v = p.values[r * p.cols + c];
-          const idx = divergingIndex(v, top);
+          const idx = divergingIndex(v - c0, top);
           ctx.fillStyle = cssColor(table, idx);
           ctx.fillRect(c * cell, r * cell, cell, cell);
           if (cell >= 34 && Number.isFinite(v)) {
@@ -151,7 +160,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
       }
     }
     drawLabels(p, cell);
-    drawLegend(top);
+    drawLegend(top, c0);
     title.textContent = m.title;
     const value = showRaw ? `raw ${m.metric}` : m.value_name;
     baselines.textContent =
@@ -180,7 +189,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
     }
   }
 
-  function drawLegend(top: number): void {
+  function drawLegend(top: number, c0: number): void {
     legend.replaceChildren();
     const bar = h("canvas", "im-patch-legend-bar", { "aria-hidden": "true" });
     bar.width = 256;
@@ -193,7 +202,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
       ctx.putImageData(new ImageData(px, 256, 1), 0, 0);
     }
     const ticks = h("div", "im-patch-ticks");
-    for (const f of [-1, -0.5, 0, 0.5, 1]) ticks.appendChild(h("span", undefined, undefined, fmt(f * top, 2)));
+    for (const f of [-1, -0.5, 0, 0.5, 1]) ticks.appendChild(h("span", undefined, undefined, fmt(c0 + f * top, 3)));
     legend.append(bar, ticks);
   }
 

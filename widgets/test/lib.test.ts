@@ -104,3 +104,13 @@ describe("text", () => {
     expect(fmt(0.00001234)).toBe("1.23e-5");
   });
 });
+
+import { shorten } from "../src/probes";
+
+describe("layer labels", () => {
+  it("drop their common dotted prefix", () => {
+    expect(shorten(["resid_post.0", "resid_post.1", "resid_post.10"])).toEqual({ prefix: "resid_post.", short: ["0", "1", "10"] });
+    expect(shorten(["a.x", "b.y"])).toEqual({ prefix: "", short: ["a.x", "b.y"] });
+    expect(shorten(["only"]).short).toEqual(["only"]);
+  });
+});
