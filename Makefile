@@ -32,7 +32,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python benchmarks/bench_capture.py
+	for b in capture attention patching probes rigor; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

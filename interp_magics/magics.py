@@ -363,6 +363,51 @@ class InterpMagics(Magics):
             self.shell.user_ns[_output_name(args.out)] = result  # type: ignore[union-attr]
         return result
 
+    @no_var_expand
+    @magic_arguments()
+    @argument("notebook", nargs="?", help="the notebook to check (default: this kernel's notebook)")
+    @argument("--select", help="comma-separated rule ids or prefixes to run")
+    @argument("--ignore", help="comma-separated rule ids or prefixes to skip")
+    @argument(
+        "--no-suppress",
+        dest="no_suppress",
+        action="store_true",
+        help="show suppressed findings as active",
+    )
+    @line_magic
+    def rigor(self, line: str) -> Any:
+        """Check this notebook for methodological gaps, with what this kernel actually ran.
+
+        Reads the saved notebook (save first) and combines it with the analysis ledger of this
+        kernel. Each finding names the cell (with a link that jumps to it), what is missing, the
+        fix and a citation. ``interp-rigor`` runs the same checks from a terminal or CI.
+        """
+        from .rigor import check
+        from .rigor.notebook import NotebookError
+
+        args = parse_argstring(self.rigor, line)
+        path = _unquote(args.notebook) if args.notebook else _current_notebook(self.shell)
+        if path is None:
+            raise UsageError(
+                "cannot tell which notebook this kernel runs; give its path, "
+                "e.g. %rigor analysis.ipynb"
+            )
+        split = lambda t: [x for x in _unquote(t).split(",") if x.strip()] if t else None  # noqa: E731
+        try:
+            findings = check(
+                path,
+                ledger=get_ledger(self.shell),
+                select=split(args.select),
+                ignore=split(args.ignore),
+                suppress=not args.no_suppress,
+            )
+        except NotebookError as exc:
+            raise UsageError(str(exc)) from None
+        findings.note = (
+            f"checked the saved file {path} with this kernel's ledger; save to include recent edits"
+        )
+        return findings
+
     def _run_body(self, cell: str) -> Any:
         """Run ``cell`` like a normal cell; return its ExecutionResult."""
         hook = self.shell.displayhook  # type: ignore[union-attr]
@@ -401,6 +446,22 @@ def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text
+
+
+def _current_notebook(shell: Any) -> str | None:
+    """Return the path of the notebook this kernel runs, when the front end tells it."""
+    import os
+    from pathlib import Path
+
+    candidates = [shell.user_ns.get("__vsc_ipynb_file__"), os.environ.get("JPY_SESSION_NAME")]
+    for candidate in candidates:
+        if not candidate:
+            continue
+        path = Path(str(candidate))
+        for option in (path, Path.cwd() / path.name):
+            if option.suffix == ".ipynb" and option.is_file():
+                return str(option)
+    return None
 
 
 def _pair(text: str) -> tuple[int, int]:

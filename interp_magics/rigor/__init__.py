@@ -1,0 +1,97 @@
+"""The rigor checker: methodological gaps in an interpretability notebook, with fixes.
+
+``check(notebook, ledger=...)`` reads a notebook (never executing it) and, when given, the ledger
+of analyses a kernel actually ran, and returns :class:`Finding` objects: the rule, where it is
+(cell index, cell id, execution count, line), what is missing, a concrete fix and a citation.
+The rules are in :mod:`interp_magics.rigor.rules`; ``interp-rigor`` is the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .notebook import Notebook, NotebookError, load
+from .report import Finding, Findings
+from .rules import RULES, Context, Rule
+
+__all__ = ["RULES", "Finding", "Findings", "NotebookError", "Rule", "check"]
+
+
+def _ledger_entries(ledger: Any) -> list[dict[str, Any]]:
+    if ledger is None:
+        return []
+    if hasattr(ledger, "entries"):
+        ledger = ledger.entries
+    if isinstance(ledger, dict):
+        ledger = ledger.get("entries", [])
+    if not isinstance(ledger, list):
+        raise NotebookError("ledger must be a Ledger, its to_json() dict, or a list of entries")
+    return [e for e in ledger if isinstance(e, dict)]
+
+
+def _selected(select: Iterable[str] | None, ignore: Iterable[str] | None) -> list[Rule]:
+    chosen = set(RULES)
+    for group, keep in ((select, True), (ignore, False)):
+        if group is None:
+            continue
+        names = {s.strip().upper() for s in group if s.strip()}
+        matched = {r for r in RULES for n in names if r.startswith(n)}
+        unknown = [n for n in names if not any(r.startswith(n) for r in RULES)]
+        if unknown:
+            raise NotebookError(
+                f"unknown rule(s) {', '.join(sorted(unknown))}; rules are {', '.join(RULES)}"
+            )
+        chosen = chosen & matched if keep else chosen - matched
+    return [RULES[r] for r in RULES if r in chosen]
+
+
+def check(
+    notebook: Any,
+    *,
+    ledger: Any = None,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    suppress: bool = True,
+    name: str | None = None,
+) -> Findings:
+    """Return the findings for ``notebook`` (a path, an nbformat node or a dict).
+
+    Args:
+        ledger: the kernel's :class:`~interp_magics.ledger.Ledger` (or its JSON), adding what
+            actually ran to what the notebook's text shows.
+        select, ignore: rule ids or prefixes (``"PRB"``, ``"STA001"``) to run or skip.
+        suppress: honour ``# rigor: ignore[RULE] -- reason`` comments, ``rigor-ignore:RULE``
+            cell tags and notebook/cell metadata; with False every finding is reported.
+    """
+    nb = notebook if isinstance(notebook, Notebook) else load(notebook, name=name)
+    ctx = Context(nb, _ledger_entries(ledger))
+    findings = Findings()
+    for rule in _selected(select, ignore):
+        for hit in rule.check(ctx):
+            reason, suppressed = "", False
+            if suppress:
+                for s in [*hit.cell.suppressions, *nb.suppressions]:
+                    if s.rule == rule.id and (s.cell_id in (None, hit.cell.id)) and s.reason:
+                        suppressed, reason = True, f"{s.reason} ({s.where})"
+                        break
+            findings.append(
+                Finding(
+                    rule=rule.id,
+                    severity=rule.severity,
+                    cell_id=hit.cell.id,
+                    cell_index=hit.cell.index,
+                    line=max(1, hit.line),
+                    message=hit.message,
+                    fix=rule.fix,
+                    reference=rule.reference,
+                    execution_count=hit.cell.execution_count,
+                    notebook=nb.name,
+                    source=hit.source,
+                    suppressed=suppressed,
+                    reason=reason,
+                    json_line=hit.cell.json_line,
+                )
+            )
+    findings.sort(key=lambda f: (f.cell_index, f.line, f.rule))
+    return findings
