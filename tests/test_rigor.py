@@ -93,6 +93,7 @@ def test_suppression_with_a_reason(tmp_path):
     no_reason = nbformat.from_dict(json.loads(json.dumps(base)))
     no_reason.cells[3].source += "  # rigor: ignore[PRB001]"
     assert not rigor.check(no_reason)[0].suppressed  # a suppression must give its reason
+    assert "gives no reason, so it does not suppress" in rigor.check(no_reason)[0].message
     tagged = nbformat.from_dict(json.loads(json.dumps(base)))
     tagged.cells[3].metadata["tags"] = ["rigor-ignore:PRB001"]
     assert rigor.check(tagged)[0].suppressed

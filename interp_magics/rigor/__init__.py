@@ -69,12 +69,19 @@ def check(
     findings = Findings()
     for rule in _selected(select, ignore):
         for hit in rule.check(ctx):
-            reason, suppressed = "", False
+            reason, suppressed, message = "", False, hit.message
             if suppress:
                 for s in [*hit.cell.suppressions, *nb.suppressions]:
-                    if s.rule == rule.id and (s.cell_id in (None, hit.cell.id)) and s.reason:
+                    if s.rule != rule.id or s.cell_id not in (None, hit.cell.id):
+                        continue
+                    if s.reason:
                         suppressed, reason = True, f"{s.reason} ({s.where})"
                         break
+                    # An unexplained suppression is refused, and the finding says why.
+                    message += (
+                        f" (the {s.where} ignoring {rule.id} gives no reason, so it does not "
+                        "suppress; add one after ' -- ')"
+                    )
             findings.append(
                 Finding(
                     rule=rule.id,
@@ -82,7 +89,7 @@ def check(
                     cell_id=hit.cell.id,
                     cell_index=hit.cell.index,
                     line=max(1, hit.line),
-                    message=hit.message,
+                    message=message,
                     fix=rule.fix,
                     reference=rule.reference,
                     execution_count=hit.cell.execution_count,
