@@ -26,6 +26,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	cd widgets && npm run --silent typecheck
+	cd labextension && npm run --silent typecheck
 
 test: lint
 	cd widgets && npm test --silent

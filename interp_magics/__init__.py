@@ -71,3 +71,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .magics import unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Return where jupyter-server finds the server extension (``interp_magics.server``)."""
+    return [{"module": "interp_magics.server"}]

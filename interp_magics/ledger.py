@@ -43,6 +43,8 @@ class Ledger:
 
     def post_run_cell(self, result: Any) -> None:
         """Close the current cell when its outermost run ends (IPython ``post_run_cell``)."""
+        if not started(result):
+            return
         with self._lock:
             self._depth = max(0, self._depth - 1)
             if self._depth == 0:
@@ -86,3 +88,13 @@ class Ledger:
     def to_json(self) -> dict[str, Any]:
         """Return the ledger as JSON-serialisable data (for notebook metadata)."""
         return {"schema": self.SCHEMA, "entries": json.loads(json.dumps(self.entries, default=str))}
+
+
+def started(result: Any) -> bool:
+    """Return whether IPython fired ``pre_run_cell`` for the run whose ``post_run_cell`` this is.
+
+    IPython returns early for a blank cell, before ``pre_run_cell``, but still fires
+    ``post_run_cell``: counting that one would end the outer cell while it still runs.
+    """
+    raw = getattr(getattr(result, "info", None), "raw_cell", None)
+    return not (isinstance(raw, str) and not raw.strip())

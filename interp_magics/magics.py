@@ -12,11 +12,18 @@ import keyword
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import events
 from .errors import CaptureError
+from .kernel_bridge import KernelBridge, cache_listing
 from .ledger import Ledger
 from .sites import PatternError
 
@@ -73,8 +80,8 @@ class InterpMagics(Magics):
     )
     @argument("--select", help="which element of tuple/dict outputs to store: an index or a key")
     @argument("-q", "--quiet", action="store_true", help="do not display the cache table")
-    @cell_magic
-    def activations(self, line: str, cell: str) -> Any:
+    @line_cell_magic
+    def activations(self, line: str, cell: str | None = None) -> Any:
         """Run the cell with activation capture on and store an ActivationCache.
 
         Example::
@@ -87,7 +94,19 @@ class InterpMagics(Magics):
         (name, shape, dtype, device, bytes, total) is shown. Hooks are removed when the cell
         ends, also when it raises or is interrupted. If the cell raises, the output variable is
         left as it was.
+
+        ``%activations`` alone (one %, no cell body) lists the activation caches in this
+        kernel with their tensors, bytes, dtypes and devices, and the total: the same data as
+        the JupyterLab sidebar, for front ends without it (VS Code).
         """
+        if cell is None:
+            if line.strip():
+                raise UsageError(
+                    "%activations with arguments needs a cell body: write %%activations "
+                    f"{line.strip()} on the first line of a cell, with the code that calls "
+                    "the model below it (%activations alone lists the caches)"
+                )
+            return cache_listing(self.shell)
         from .capturing import Capture
 
         args = parse_argstring(self.activations, line)
@@ -490,10 +509,15 @@ class _State:
         for name, callback in self.callbacks.items():
             shell.events.register(name, callback)
         self.unsubscribe = events.subscribe(self.ledger.record)
+        # After the ledger's events: the snapshot pushed on post_run_cell then carries the
+        # ledger entries of the cell that just ended, with their execution counts.
+        self.bridge = KernelBridge(shell, self.ledger)
+        self.bridge.install()
         self.magics = InterpMagics(shell)
         shell.register_magics(self.magics)
 
     def remove(self, shell: Any) -> None:
+        self.bridge.remove()
         for name, callback in self.callbacks.items():
             with contextlib.suppress(ValueError):  # already gone: unload must be idempotent
                 shell.events.unregister(name, callback)
@@ -530,3 +554,9 @@ def get_ledger(shell: Any) -> Ledger | None:
     """Return the ledger of ``shell`` while the extension is loaded there, else None."""
     state = getattr(shell, _STATE_ATTR, None)
     return state.ledger if state is not None else None
+
+
+def get_bridge(shell: Any) -> KernelBridge | None:
+    """Return the sidebar bridge of ``shell`` while the extension is loaded there, else None."""
+    state = getattr(shell, _STATE_ATTR, None)
+    return state.bridge if state is not None else None

@@ -234,6 +234,31 @@ class LabServer:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
 
+    def stop_kernels(self) -> int:
+        """Shut down every session and kernel on this server; return how many kernels ran.
+
+        Browser tests share one server: each stops its kernels so that later tests do not
+        run beside earlier kernels' models (several torch kernels can exhaust a small machine).
+        """
+        import contextlib
+        import urllib.request
+
+        def delete(path: str) -> None:
+            req = urllib.request.Request(
+                f"{self.base}/{path}",
+                method="DELETE",
+                headers={"Authorization": f"token {self.token}"},
+            )
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(req, timeout=30)
+
+        for session in self.get("api/sessions"):
+            delete(f"api/sessions/{session['id']}")
+        kernels = self.get("api/kernels")
+        for kernel in kernels:
+            delete(f"api/kernels/{kernel['id']}")
+        return len(kernels)
+
     def __exit__(self, *exc: object) -> None:
         import contextlib
         import subprocess
@@ -275,6 +300,7 @@ def run_cells(page: Any, count: int, *, timeout: float = 120.0) -> None:
         cell = page.locator(".jp-CodeCell").nth(i)
         prompt = cell.locator(".jp-InputPrompt")
         for attempt in range(3):
+            raise_on_dialog(page)
             prompt.click()
             page.keyboard.press("Escape")
             page.keyboard.press("Control+Enter")
@@ -295,6 +321,17 @@ def run_cells(page: Any, count: int, *, timeout: float = 120.0) -> None:
                     break
         else:
             raise RuntimeError(f"cell {i} did not run after 3 attempts")
+
+
+def raise_on_dialog(page: Any) -> None:
+    """Raise with its text when JupyterLab shows a modal dialog (e.g. "Kernel Restarting").
+
+    A dialog would otherwise only block clicks until a timeout that does not say why.
+    """
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        text = " ".join(dialog.first.inner_text().split())
+        raise RuntimeError(f"JupyterLab shows a dialog: {text!r}")
 
 
 def write_notebook(path: str | Path, cells: list[str]) -> Path:

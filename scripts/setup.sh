@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv/ in the repository root and install interp-magics (editable) with everything
 # needed to run the tutorials, the tests and the benchmarks: the Python packages, the widgets'
-# node modules and bundles, and (when run as root) Debian's Chromium for the browser tests.
+# bundles, the JupyterLab extension, and (when run as root) Debian's Chromium for the browser
+# tests.
 # Safe to run again: each step runs only when its inputs changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,24 @@ if [ ! -f "$bundle" ] || [ -n "$(find widgets/src widgets/build.mjs -newer "$bun
   (cd widgets && npm run --silent build)
 fi
 
+# The JupyterLab extension is built by jupyter-builder, a Python tool that drives the
+# extension's node modules; it is installed first so the extension can be built before the
+# package is installed (the editable install copies the built extension into the venv).
+if [ ! -x "$VENV/bin/jupyter-builder" ]; then
+  "${PIP[@]}" install --quiet -c constraints.txt jupyter-builder
+fi
+lab_hash="$(sha256sum labextension/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat labextension/node_modules/.interp-magics-lock 2>/dev/null)" != "$lab_hash" ]; then
+  echo "setup: installing the JupyterLab extension's node modules"
+  (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lab_hash" > labextension/node_modules/.interp-magics-lock
+fi
+built=interp_magics/labextension/package.json
+if [ ! -f "$built" ] || [ -n "$(find labextension/src labextension/style labextension/package.json -newer "$built" -print -quit)" ]; then
+  echo "setup: building the JupyterLab extension"
+  (cd labextension && PATH="$PWD/../$VENV/bin:$PATH" npm run --silent build >/dev/null)
+fi
+
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Chromium for the browser tests"
@@ -48,5 +67,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "${PIP[@]}" install --quiet -c constraints.txt torch
   "${PIP[@]}" install --quiet -c constraints.txt -e ".[dev]"
   echo "$want" > "$stamp"
+fi
+# Keep the installed extension identical to the built one (what the wheel ships), also after
+# a rebuild without reinstalling.
+ext="$VENV/share/jupyter/labextensions/interp-magics"
+if ! diff -rq interp_magics/labextension "$ext" -x install.json >/dev/null 2>&1; then
+  rm -rf "$ext" && mkdir -p "$(dirname "$ext")"
+  cp -r interp_magics/labextension "$ext" && cp labextension/install.json "$ext/"
 fi
 echo "setup: ready ($("$VENV/bin/python" -c 'import interp_magics, torch; print("interp-magics", interp_magics.__version__, "torch", torch.__version__)'))"

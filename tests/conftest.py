@@ -87,9 +87,22 @@ def lab(tmp_path_factory):
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _lab_kernels_stopped(request):
+    """Browser tests stop the kernels they started, so the next test starts on a quiet server."""
+    server = request.getfixturevalue("lab") if "lab" in request.fixturenames else None
+    yield
+    if server is not None:
+        server.stop_kernels()
+
+
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright.
+
+    Per module: Playwright's synchronous API keeps an asyncio loop running while it is open,
+    which the server tests' per-test event loops (pytest-jupyter) must not find.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

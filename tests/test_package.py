@@ -1,5 +1,6 @@
 """The package itself: light import, public names, a wheel that pip can install."""
 
+import json
 import re
 import subprocess
 import sys
@@ -94,3 +95,33 @@ def test_wheel_builds_and_contains_the_package(tmp_path):
     assert b"http://" not in bundle and b"https://" not in bundle  # nothing fetched at display time
     assert len(bundle) < 300 * 1024
     assert not any(n.startswith("tests/") for n in names)
+    # the prebuilt JupyterLab extension and the server extension's config, where Jupyter looks
+    data = "interp_magics-0.1.0.data/data"
+    ext = f"{data}/share/jupyter/labextensions/interp-magics"
+    assert f"{ext}/package.json" in names and f"{ext}/install.json" in names
+    assert f"{ext}/static/style.js" in names
+    assert any(re.fullmatch(rf"{ext}/static/remoteEntry\.[0-9a-f]+\.js", n) for n in names)
+    config = zipfile.ZipFile(wheel).read(
+        f"{data}/etc/jupyter/jupyter_server_config.d/interp_magics.json"
+    )
+    assert json.loads(config) == {"ServerApp": {"jpserver_extensions": {"interp_magics": True}}}
+    assert not any(n.startswith("interp_magics/labextension/") for n in names)  # not twice
+    shipped = json.loads(zipfile.ZipFile(wheel).read(f"{ext}/package.json"))
+    assert shipped["name"] == "interp-magics" and shipped["jupyterlab"]["_build"]["load"]
+
+
+def test_jupyter_lists_both_extensions_enabled_and_ok():
+    bin_dir = Path(sys.executable).parent
+    labext = subprocess.run(
+        [str(bin_dir / "jupyter"), "labextension", "list"], capture_output=True, text=True
+    )
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", labext.stdout + labext.stderr)
+    assert re.search(r"interp-magics v0\.1\.0 enabled OK \(python, interp-magics\)", listing)
+    server = subprocess.run(
+        [str(bin_dir / "jupyter"), "server", "extension", "list"], capture_output=True, text=True
+    )
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", server.stdout + server.stderr)
+    assert re.search(
+        r"interp_magics enabled\s+- Validating interp_magics\.\.\.\s+interp_magics 0\.1\.0 OK",
+        listing,
+    ), listing

@@ -87,12 +87,15 @@ def _suppressions_in(text: str, cell_id: str) -> list[Suppression]:
 
 
 def _source(value: Any) -> str:
-    return "".join(value) if isinstance(value, list) else str(value or "")
+    # Hand-edited or generated notebooks can hold anything here: read the text, skip the rest.
+    if isinstance(value, list):
+        return "".join(v for v in value if isinstance(v, str))
+    return value if isinstance(value, str) else ""
 
 
 def _outputs_text(outputs: Any) -> str:
     parts = []
-    for out in outputs or []:
+    for out in outputs if isinstance(outputs, list) else []:
         if not isinstance(out, dict):
             continue
         if "text" in out:
@@ -147,7 +150,8 @@ def load(notebook: Any, *, name: str | None = None) -> Notebook:
         cell_id = str(raw.get("id") or f"cell-{i + 1}")
         raw_meta = raw.get("metadata")
         meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        tags = [str(t) for t in meta.get("tags", []) if isinstance(t, str)]
+        raw_tags = meta.get("tags")
+        tags = [t for t in raw_tags if isinstance(t, str)] if isinstance(raw_tags, list) else []
         source = _source(raw.get("source"))
         count = raw.get("execution_count")
         cell = Cell(
@@ -166,8 +170,9 @@ def load(notebook: Any, *, name: str | None = None) -> Notebook:
             if tag.startswith("rigor-ignore:"):
                 for rule in tag.split(":", 1)[1].split(","):
                     cell.suppressions.append(Suppression(rule.strip(), "cell tag", "tag", cell_id))
-        own = meta.get("interp_magics", {})
-        for item in own.get("ignore", []) if isinstance(own, dict) else []:
+        own = meta.get("interp_magics")
+        ignore = own.get("ignore") if isinstance(own, dict) else None
+        for item in ignore if isinstance(ignore, list) else []:
             if isinstance(item, dict) and "rule" in item:
                 cell.suppressions.append(
                     Suppression(
@@ -184,7 +189,8 @@ def load(notebook: Any, *, name: str | None = None) -> Notebook:
         if isinstance(nb_meta.get("interp_magics"), dict)
         else {}
     )
-    for item in rigor_meta.get("ignore", []) if isinstance(rigor_meta, dict) else []:
+    nb_ignore = rigor_meta.get("ignore") if isinstance(rigor_meta, dict) else None
+    for item in nb_ignore if isinstance(nb_ignore, list) else []:
         if isinstance(item, dict) and "rule" in item:
             nb_supp.append(
                 Suppression(

@@ -668,11 +668,17 @@ def cau001(ctx: Context) -> list[Hit]:
                 Hit(
                     cell,
                     line,
-                    f'causal wording ("{word}") about a model component, but the notebook has only '
-                    "correlational evidence (no patching or ablation)",
+                    f'causal wording ("{word}") about a model component in "{_excerpt(sentence)}", '
+                    "but the notebook has only correlational evidence (no patching or ablation)",
                 )
             ]
     return []
+
+
+def _excerpt(sentence: str, limit: int = 90) -> str:
+    """Return ``sentence`` on one line, shortened to ``limit`` characters for a message."""
+    text = " ".join(sentence.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _metric_kind(ctx: Context, call: Call) -> str:

@@ -1,0 +1,250 @@
+/**
+ * The Rigor sidebar panel: the findings for the notebook in focus, grouped by severity then
+ * rule. A row jumps to its cell; "Ignore" records a reason in the cell's metadata.
+ */
+
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { h, setTabData } from './dom';
+import { IFinding } from './protocol';
+import { NotebookSession, Sessions } from './sessions';
+
+export const RIGOR_PANEL_ID = 'interp-magics-rigor';
+
+export class RigorPanel extends Widget {
+  constructor(sessions: Sessions) {
+    super();
+    this.id = RIGOR_PANEL_ID;
+    this.addClass('im-panel');
+    this.addClass('im-rigor-panel');
+    this.title.label = 'Rigor';
+    this.title.caption = 'Rigor findings';
+    sessions.currentChanged.connect(this._follow, this);
+    this._follow(sessions, sessions.current);
+  }
+
+  dispose(): void {
+    this._session?.changed.disconnect(this._render, this);
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._render();
+  }
+
+  private _follow(_: Sessions, session: NotebookSession | null): void {
+    this._session?.changed.disconnect(this._render, this);
+    this._session = session;
+    this._closeForm();
+    session?.changed.connect(this._render, this);
+    this._render();
+  }
+
+  private _render(): void {
+    const session = this._session;
+    const rigor = session?.rigor;
+    const open = rigor ? rigor.openCount : 0;
+    // The count rides on the side tab as data-im-count (CSS draws the badge) and in the header.
+    setTabData(this, 'im-count', String(open));
+    this.title.caption = rigor ? `Rigor findings: ${open} open` : 'Rigor findings';
+    if (!this.isVisible && this.node.childElementCount) {
+      return;
+    }
+    const header = h(
+      'header',
+      { className: 'im-panel-header' },
+      h('span', { className: 'im-panel-title' }, 'Rigor'),
+      h('span', { className: 'im-count', 'data-count': open }, String(open)),
+      h('span', { className: 'im-count-label' }, open === 1 ? 'open finding' : 'open findings')
+    );
+    const body = h('div', { className: 'im-panel-body' });
+    if (!session || !rigor) {
+      body.append(h('p', { className: 'im-state', 'data-state': 'no-notebook' }, 'Open a notebook to check it.'));
+    } else {
+      body.append(
+        h('p', { className: 'im-notebook' }, session.panel.context.path),
+        h(
+          'p',
+          { className: 'im-state', 'data-state': rigor.state },
+          rigor.state === 'checking' && rigor.findings.length === 0
+            ? 'checking…'
+            : rigor.state === 'ready' || rigor.state === 'checking'
+              ? rigor.summary || 'no findings'
+              : rigor.message
+        )
+      );
+      if (rigor.message && (rigor.state === 'ready' || rigor.state === 'checking')) {
+        body.append(h('p', { className: 'im-note' }, rigor.message));
+      }
+      body.append(this._list(session, rigor.findings));
+    }
+    this.node.replaceChildren(header, body);
+  }
+
+  private _list(session: NotebookSession, findings: IFinding[]): HTMLElement {
+    const list = h('div', { className: 'im-findings', role: 'list' });
+    for (const severity of ['error', 'warning'] as const) {
+      const ofSeverity = findings.filter(f => f.severity === severity);
+      if (!ofSeverity.length) {
+        continue;
+      }
+      const rules = [...new Set(ofSeverity.map(f => f.rule))].sort();
+      list.append(
+        h(
+          'h3',
+          { className: `im-severity im-${severity}` },
+          `${severity === 'error' ? 'Errors' : 'Warnings'} (${ofSeverity.filter(f => !f.suppressed).length})`
+        )
+      );
+      for (const rule of rules) {
+        const ofRule = ofSeverity.filter(f => f.rule === rule);
+        list.append(
+          h(
+            'div',
+            { className: 'im-rule', 'data-rule-group': rule },
+            h('span', { className: 'im-rule-id' }, rule),
+            ' ',
+            h('span', { className: 'im-rule-title' }, ofRule[0].title ?? '')
+          )
+        );
+        for (const finding of ofRule) {
+          list.append(this._row(session, finding));
+        }
+      }
+    }
+    return list;
+  }
+
+  private _row(session: NotebookSession, f: IFinding): HTMLElement {
+    const rigor = session.rigor;
+    const key = `${f.rule}@${f.cell_id}:${f.line}`;
+    const row = h(
+      'div',
+      {
+        className: `im-finding im-${f.severity}${f.suppressed ? ' im-suppressed' : ''}`,
+        role: 'listitem',
+        tabindex: 0,
+        'data-rule': f.rule,
+        'data-cell-id': f.cell_id,
+        'data-suppressed': f.suppressed ? 'true' : 'false',
+        title: `Go to cell ${f.cell_index}, line ${f.line}`,
+        onclick: (event: Event) => {
+          if (!(event.target as HTMLElement).closest('button, input, form')) {
+            void rigor.jump(f);
+          }
+        },
+        onkeydown: (event: Event) => {
+          const e = event as KeyboardEvent;
+          if (e.key === 'Enter' && e.target === row) {
+            void rigor.jump(f);
+          }
+        }
+      },
+      h(
+        'div',
+        { className: 'im-where' },
+        `cell ${f.cell_index}, line ${f.line}`,
+        f.execution_count !== null ? ` · In[${f.execution_count}]` : '',
+        f.source === 'ledger' ? ' · from the kernel’s ledger' : ''
+      ),
+      h('div', { className: 'im-message' }, f.message),
+      h('div', { className: 'im-fix' }, h('b', {}, 'Fix: '), f.fix),
+      h('div', { className: 'im-reference' }, h('b', {}, 'See: '), f.reference)
+    );
+    if (f.suppressed) {
+      row.append(h('div', { className: 'im-reason' }, `Ignored: ${f.reason}`));
+      if (rigor.ignoredInMetadata(f)) {
+        row.append(
+          h(
+            'button',
+            { className: 'im-button im-unignore', type: 'button', onclick: () => rigor.unignore(f) },
+            'Un-ignore'
+          )
+        );
+      }
+    } else if (this._editing === key) {
+      // The same form element survives re-renders (a check may finish while the user types),
+      // so what they typed, the caret and the validation message stay.
+      if (!this._form || this._formKey !== key) {
+        this._form = this._reasonForm(f);
+        this._formKey = key;
+      }
+      row.append(this._form);
+      const input = this._form.querySelector('input');
+      requestAnimationFrame(() => input?.focus());
+    } else {
+      row.append(
+        h(
+          'button',
+          {
+            className: 'im-button im-ignore',
+            type: 'button',
+            onclick: () => {
+              this._closeForm();
+              this._editing = key;
+              this._render();
+            }
+          },
+          'Ignore with reason…'
+        )
+      );
+    }
+    return row;
+  }
+
+  /** Return the "ignore with reason" form for finding `f`: a reason is required. */
+  private _reasonForm(f: IFinding): HTMLElement {
+    const rigor = this._session?.rigor;
+    const input = h('input', {
+      className: 'im-reason-input',
+      type: 'text',
+      placeholder: 'why this finding does not apply',
+      'aria-label': `Reason for ignoring ${f.rule}`
+    }) as HTMLInputElement;
+    const error = h('span', { className: 'im-reason-error', role: 'alert' });
+    input.addEventListener('input', () => {
+      error.textContent = '';
+    });
+    const save = (event: Event) => {
+      event.preventDefault();
+      if (!input.value.trim()) {
+        error.textContent = 'A reason is required.';
+        return;
+      }
+      this._closeForm();
+      rigor?.ignore(f, input.value);
+    };
+    return h(
+      'form',
+      { className: 'im-ignore-form', onsubmit: save },
+      input,
+      h('button', { className: 'im-button im-save', type: 'submit' }, 'Ignore'),
+      h(
+        'button',
+        {
+          className: 'im-button im-cancel',
+          type: 'button',
+          onclick: () => {
+            this._closeForm();
+            this._render();
+          }
+        },
+        'Cancel'
+      ),
+      error
+    );
+  }
+
+  private _closeForm(): void {
+    this._editing = null;
+    this._form = null;
+    this._formKey = null;
+  }
+
+  private _session: NotebookSession | null = null;
+  private _editing: string | null = null;
+  private _form: HTMLElement | null = null;
+  private _formKey: string | null = null;
+}
