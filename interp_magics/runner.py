@@ -186,7 +186,10 @@ class Runner:
         finally:
             hooks.remove_all()
         if keep_cache:
-            self.last_cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+            # Newer transformers name the field `cache` and warn on reading `past_key_values`.
+            fields = list(out.keys()) if hasattr(out, "keys") else []
+            name = "cache" if "cache" in fields else "past_key_values"
+            self.last_cache = getattr(out, name, None)
         return self._logits(out)
 
     def _prefix_cache(self, cache: Any, examples: torch.Tensor, prefix: int, start: int) -> Any:

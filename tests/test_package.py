@@ -79,8 +79,20 @@ def test_wheel_builds_and_contains_the_package(tmp_path):
     )
     wheel = next(tmp_path.glob("interp_magics-0.1.0-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("__init__", "capturing", "magics", "ledger", "sites", "adapters", "attention"):
+    for module in (
+        "__init__",
+        "capturing",
+        "magics",
+        "ledger",
+        "sites",
+        "adapters",
+        "attention",
+        "toy",
+    ):
         assert f"interp_magics/{module}.py" in names
+    # the trained toy model ships, small
+    weights = zipfile.ZipFile(wheel).getinfo("interp_magics/data/toy_induction.safetensors")
+    assert 10_000 < weights.file_size < 1_000_000
     # the built widget front end ships inside the wheel (it is git-ignored, so listed as artifacts)
     for built in (
         "attention.js",
