@@ -3,11 +3,12 @@
 #   make demo   headless: execute the quickstart notebook and write its HTML to build/demo/
 #   make test   lint, type-check and run the whole test suite
 #   make bench  run the benchmarks and print their ratios
+#   make tutorials  re-execute the tutorial notebooks in place (saved with their outputs)
 BIN := .venv/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: setup lab demo test lint bench clean
+.PHONY: setup lab demo test lint bench tutorials clean
 
 setup:
 	@bash scripts/setup.sh
@@ -33,7 +34,10 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: setup
-	for b in capture attention patching probes rigor; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
+	for b in capture attention patching probes rigor panels; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
+
+tutorials: setup
+	$(BIN)/python scripts/run_tutorials.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

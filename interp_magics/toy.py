@@ -11,7 +11,8 @@ ground truth, offline.
 
 - :func:`load` returns the shipped model; :func:`train` retrains it from a seed (the recipe
   that produced the shipped weights is the default; ``scripts/train_toy.py`` writes them).
-- :func:`repeated_sequences` makes task data; :func:`tokens` turns ids into labels.
+- :func:`repeated_sequences` makes task data; :func:`tokens` turns ids into labels and
+  :class:`Tokenizer` does the same for the viewer (``load`` attaches one as ``model.tokenizer``).
 - :func:`head_scores` measures each head's previous-token and induction attention, and
   :func:`induction_accuracy` the in-context accuracy on the repeated half.
 
@@ -120,6 +121,7 @@ def load(path: str | Path | None = None) -> Any:
             f"{path} does not hold toy-model weights (missing {missing[:3]}, "
             f"unexpected {unexpected[:3]})"
         )
+    model.tokenizer = Tokenizer()  # token labels for the attention viewer and patching
     return model.eval()
 
 
@@ -197,6 +199,25 @@ def encode(text: str) -> torch.Tensor:
     if unknown:
         raise ValueError(f"the toy vocabulary has A-Z and a-v only; not {''.join(unknown)!r}")
     return torch.tensor([[BOS, *(SYMBOLS.index(c) + 1 for c in text)]])
+
+
+class Tokenizer:
+    """The toy vocabulary as a minimal tokenizer: one character per token, ``<bos>`` first.
+
+    Enough of the HuggingFace interface for token labels in the attention viewer and in
+    patching results (``convert_ids_to_tokens``) and for text input (``tokenizer(texts)``).
+    """
+
+    def __call__(self, texts: str | list[str], **_: Any) -> dict[str, torch.Tensor]:
+        """Return ``{"input_ids": [batch, len + 1]}`` for strings of equal length."""
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        if len({len(t) for t in batch}) > 1:
+            raise ValueError("the toy tokenizer does not pad: give strings of equal length")
+        return {"input_ids": torch.cat([encode(t) for t in batch])}
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+        """Return the label of each id."""
+        return tokens(ids)
 
 
 @torch.no_grad()

@@ -72,6 +72,23 @@ def bridge(tmp_path_factory):
     return testing.transformer_bridge(hf, tmp_path_factory.mktemp("bridge")), hf
 
 
+_TUTORIAL_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def tutorial_times():
+    """Run time of each executed tutorial notebook, printed in the session summary."""
+    return _TUTORIAL_TIMES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _TUTORIAL_TIMES:
+        terminalreporter.section("tutorial run times (fresh kernel, nbclient)")
+        for name, seconds in _TUTORIAL_TIMES.items():
+            terminalreporter.write_line(f"{name}: {seconds:.1f} s")
+        terminalreporter.write_line(f"all tutorials: {sum(_TUTORIAL_TIMES.values()):.1f} s")
+
+
 @pytest.fixture(scope="session")
 def artifacts():
     """Folder for screenshots the browser tests save (build/test-artifacts/, git-ignored)."""

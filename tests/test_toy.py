@@ -140,3 +140,16 @@ def test_retraining_from_the_recipe_reproduces_the_circuit():
         toy.PREVIOUS_TOKEN_HEAD
     )
     assert all(scores["induction"][lh] > 0.6 for lh in toy.INDUCTION_HEADS)
+
+
+def test_the_attention_viewer_labels_toy_tokens(model):
+    from interp_magics.attention import attention_patterns
+
+    ids = toy.repeated_sequences(2, half=5, seed=3)
+    result = attention_patterns(model, ids)
+    assert result.tokens[0] == toy.tokens(ids[0])
+    assert result.shape == (2, 2, 4, 11, 11)
+    text = attention_patterns(model, ["ABCAB", "uvauv"])
+    assert text.tokens[1] == ["<bos>", "u", "v", "a", "u", "v"]
+    with pytest.raises(ValueError, match="equal length"):
+        toy.Tokenizer()(["AB", "ABC"])

@@ -1,10 +1,13 @@
 """Every notebook in tutorials/ runs end to end in a fresh kernel, and shows what it promises."""
 
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from interp_magics import rigor, toy
 
 TUTORIALS = sorted((Path(__file__).parent.parent / "tutorials").glob("*.ipynb"))
 
@@ -18,23 +21,32 @@ def _text(cell) -> str:
     return "\n".join(parts)
 
 
+TRACK = [p.name for p in TUTORIALS if not p.name.startswith("00_")]
+MAX_SAVED_BYTES = 2 * 2**20
+
+
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
+def executed(tutorial_times):
+    """Every tutorial, executed from a fresh kernel (run times are printed at the end)."""
     done = {}
     for path in TUTORIALS:
         nb = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
         NotebookClient(
             nb,
             timeout=600,
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
         ).execute()
+        tutorial_times[path.name] = time.perf_counter() - start
         done[path.name] = nb
     return done
 
 
 def test_there_are_tutorials():
-    assert [p.name for p in TUTORIALS][:1] == ["00_quickstart.ipynb"]
+    names = [p.name for p in TUTORIALS]
+    assert names[:1] == ["00_quickstart.ipynb"]
+    assert "02_attention_and_induction_heads.ipynb" in names
 
 
 @pytest.mark.parametrize("name", [p.name for p in TUTORIALS])
@@ -62,3 +74,51 @@ def test_quickstart_shows_tables_equalities_and_the_guard(executed):
     assert any("CaptureBudgetError - this capture needs about" in t for t in text)
     assert any("'eager' implementation" in t for t in text)
     assert text[-1].strip() == "[]"  # owned_hooks() after everything
+
+
+@pytest.mark.parametrize("name", [p.name for p in TUTORIALS])
+def test_tutorials_pass_the_rigor_checker(executed, name):
+    findings = rigor.check(executed[name], name=name)
+    assert [f for f in findings if f.severity == "error"] == []
+
+
+@pytest.mark.parametrize("name", [p.name for p in TUTORIALS])
+def test_saved_copies_carry_their_outputs_and_are_small(name):
+    path = Path(__file__).parent.parent / "tutorials" / name
+    assert path.stat().st_size < MAX_SAVED_BYTES
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # saved from one run, top to bottom (`make tutorials`)
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert all(c.outputs for c in code if c.source.lstrip().startswith(("%attention", "%patch")))
+    for cell in code:
+        for out in cell.outputs:
+            if "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
+                assert "image/png" in out["data"] or "text/plain" in out["data"]
+
+
+@pytest.mark.parametrize("name", TRACK)
+def test_track_notebooks_teach_with_checked_exercises(executed, name):
+    cells = executed[name].cells
+    first = cells[0].source
+    assert "Learning goals" in first and "Prerequisites" in first
+    assert "What could go wrong" in "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert "seed" in next(c.source for c in cells if c.cell_type == "code")
+    solutions = [c for c in cells if "solution" in c.metadata.get("tags", [])]
+    assert 2 <= len(solutions) <= 3
+    assert all(c.metadata["jupyter"]["source_hidden"] is True for c in solutions)
+    text = "\n".join(_text(c) for c in cells if c.cell_type == "code")
+    assert text.count("Right: ") == len(solutions)
+    assert "Not yet: " not in text
+
+
+def test_attention_notebook_finds_the_known_circuit(executed):
+    cells = [c for c in executed["02_attention_and_induction_heads.ipynb"].cells]
+    text = "\n".join(_text(c) for c in cells if c.cell_type == "code")
+    assert (
+        "accuracy on the repeated half: 1.000" in text
+        or "accuracy on the repeated half: 0.99" in text
+    )
+    assert f"head {toy.PREVIOUS_TOKEN_HEAD} puts most of its weight" in text
+    assert "AttentionView: LlamaForCausalLM, 2 layers x 4 heads x 33 tokens" in text
+    assert "mean-ablation of head_out by layer x head" in text

@@ -140,7 +140,10 @@ class PatchingHeatmap(FallbackWidget):
         plane = self._plane()
         rows, cols = plane.shape
         top = float(np.nanmax(np.abs(plane))) or 1.0
-        fig = Figure(figsize=(min(12, 2.5 + cols * 0.32), min(8, 1.8 + rows * 0.32)), dpi=72)
+        fig = Figure(
+            figsize=(min(12, max(4.5, 2.5 + cols * 0.32)), min(8, max(2.8, 1.8 + rows * 0.32))),
+            dpi=72,
+        )
         fig.subplots_adjust(
             left=0.18, right=0.88, bottom=0.28 if "pos" in r.axes else 0.15, top=0.86
         )
@@ -188,7 +191,7 @@ class PatchingHeatmap(FallbackWidget):
         label = ("normalised " if r.normalised else "") + r.metric
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.08)  # titles never cut
         return buf.getvalue()
 
     def fallback_html(self, png: bytes | None = None) -> str:
