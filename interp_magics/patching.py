@@ -281,6 +281,11 @@ def _layers(runner: Runner, layers: Sequence[int] | None) -> list[int]:
     return sorted(set(out))
 
 
+def _tokenizer(model: nn.Module, tokenizer: Any) -> Any:
+    """Return ``tokenizer``, else the one the model carries (``model.tokenizer``), else None."""
+    return tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+
+
 def _token_labels(batch: Batch, other: Batch | None, tokenizer: Any) -> list[str]:
     ids = batch["input_ids"][0].tolist()
     alt = other["input_ids"][0].tolist() if other is not None else ids
@@ -624,7 +629,8 @@ def activation_patch(
             token positions (default: every real token). ``seed`` fixes the noise.
         verify_top: with ``method="attribution"``, exactly patch the k cells of largest
             magnitude and report how well the approximation ranked them.
-        tokenizer: for token labels on the position axis.
+        tokenizer: for token labels on the position axis (default: ``model.tokenizer`` when
+            the model carries one, as TransformerLens models and ``toy.load()`` do).
         batch_tokens: how many tokens one stacked forward may hold (memory knob).
         progress: show a progress bar with ETA.
 
@@ -728,7 +734,9 @@ def activation_patch(
     labels = {
         "layer": [str(layer) for layer in layer_list],
         "head": [str(h) for h in range(runner.n_heads)] if "head" in axes else [],
-        "pos": _token_labels(clean_b, corrupt_b if corrupt is not None else None, tokenizer)
+        "pos": _token_labels(
+            clean_b, corrupt_b if corrupt is not None else None, _tokenizer(model, tokenizer)
+        )
         if "pos" in axes
         else [],
     }
@@ -907,7 +915,11 @@ def ablate(
         labels={
             "layer": [str(layer) for layer in layer_list],
             **({"head": [str(h) for h in range(runner.n_heads)]} if "head" in axes else {}),
-            **({"pos": _token_labels(batch, None, tokenizer)} if "pos" in axes else {}),
+            **(
+                {"pos": _token_labels(batch, None, _tokenizer(model, tokenizer))}
+                if "pos" in axes
+                else {}
+            ),
         },
         metric=metric_obj.name,
         site=site,

@@ -362,3 +362,11 @@ def test_numbers_check_uses_rounding():
     nb.cells[1].source = "Accuracy was 85% (CI [78%, 84%])."
     assert "STA004" in {f.rule for f in rigor.check(nb)}
     assert np.isclose(0.8125, 0.8125)
+
+
+def test_digits_inside_identifiers_are_not_stated_numbers():
+    """`x16` in a formula is a name, not a logit difference of 16; `0.85` stated is."""
+    formula = notebook(("md", "The metric is the logit difference `logit(x16) - logit(z)`."))
+    assert [f.rule for f in rigor.check(formula)] == []
+    stated = notebook(("md", "The logit difference was 0.85 on the test set."))
+    assert [f.rule for f in rigor.check(stated)] == ["STA002"]

@@ -223,7 +223,7 @@ COMPARISON = re.compile(
 METRIC_NUMBER = re.compile(
     r"\b(?P<metric>accuracy|acc|f1|auc|logit diff(?:erence)?|loss|correlation|recovery|"
     r"restores?|effect|"
-    r"probe score|selectivity)\b[^.\n]{0,40}?(?P<number>\d+(?:\.\d+)?)\s*(?P<pct>%)?",
+    r"probe score|selectivity)\b[^.\n]{0,40}?(?<![\w.])(?P<number>\d+(?:\.\d+)?)\s*(?P<pct>%)?",
     re.I,
 )
 SPREAD = re.compile(
