@@ -46,7 +46,13 @@ def executed(tutorial_times):
 def test_there_are_tutorials():
     names = [p.name for p in TUTORIALS]
     assert names[:1] == ["00_quickstart.ipynb"]
-    assert "02_attention_and_induction_heads.ipynb" in names
+    assert names[1:] == [
+        "01_capturing_activations.ipynb",
+        "02_attention_and_induction_heads.ipynb",
+        "03_activation_patching.ipynb",
+        "04_probing_with_controls.ipynb",
+        "05_rigor_in_practice.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("name", [p.name for p in TUTORIALS])
@@ -122,3 +128,44 @@ def test_attention_notebook_finds_the_known_circuit(executed):
     assert f"head {toy.PREVIOUS_TOKEN_HEAD} puts most of its weight" in text
     assert "AttentionView: LlamaForCausalLM, 2 layers x 4 heads x 33 tokens" in text
     assert "mean-ablation of head_out by layer x head" in text
+
+
+def test_patching_notebook_recovers_the_circuit_by_intervention(executed):
+    text = "\n".join(
+        _text(c) for c in executed["03_activation_patching.ipynb"].cells if c.cell_type == "code"
+    )
+    assert "clean run predicts the run's last token: 1.0" in text
+    assert f"head {toy.PREVIOUS_TOKEN_HEAD} restores most" in text
+    assert "MLP output per layer:       [0. 0.]" in text  # the toy has no MLPs
+    assert "attribution checked on its top 5 cells by exact patching" in text
+
+
+def test_probing_notebook_exposes_the_bad_probe(executed):
+    cells = executed["04_probing_with_controls.ipynb"].cells
+    text = "\n".join(_text(c) for c in cells if c.cell_type == "code")
+    assert (
+        "LayerProbeReport: 6 layers, ridge probes, p-values corrected across layers with fdr_bh"
+        in text
+    )
+    assert "random-init model" in text and "control task" in text
+    assert "careless.ipynb" in text and "PRB001" in text
+
+
+def test_flawed_example_has_its_planted_mistakes_and_the_rigor_notebook_fixes_them(executed):
+    flawed = Path(__file__).parent.parent / "tutorials" / "examples" / "flawed_analysis.ipynb"
+    found = rigor.check(flawed)
+    assert sorted({f.rule for f in found}) == [
+        "ATT001",
+        "CAU001",
+        "EXM001",
+        "PRB001",
+        "REP001",
+        "STA001",
+        "STA002",
+    ]
+    text = "\n".join(
+        _text(c) for c in executed["05_rigor_in_practice.ipynb"].cells if c.cell_type == "code"
+    )
+    assert "fixed_analysis.ipynb: exit status 0, active rules []" in text
+    assert "flawed_analysis.ipynb: exit status 1" in text
+    assert "cells that raised: 0" in text

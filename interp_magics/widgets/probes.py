@@ -156,8 +156,9 @@ class ProbePanel(FallbackWidget):
                         color="black",
                         capsize=3,
                     )
-                ax.text(
-                    min(b["value"] + 0.01, 0.9), y, f"{b['value']:.3f}", va="center", fontsize=8
+                right = max(b["value"], b["hi"] if b["hi"] is not None else b["value"])
+                ax.text(  # past the whisker, so the number stays readable
+                    min(right + 0.015, 0.93), y, f"{b['value']:.3f}", va="center", fontsize=8
                 )
             ax.set_yticks(ys, [b["name"] for b in bars], fontsize=8)
             ax.set_xlim(0, 1)
@@ -186,15 +187,20 @@ class ProbePanel(FallbackWidget):
                     ax.annotate("*", (i, probe[i]), ha="center", va="bottom", fontsize=12)
             ax.axhline(d["majority"], color="grey", ls="--", lw=1, label="majority")
             ax.set_xticks(
-                x, [lbl[-10:] for lbl in d["layers"]], rotation=45, fontsize=7, ha="right"
+                x,
+                [lbl if len(lbl) <= 16 else "…" + lbl[-15:] for lbl in d["layers"]],
+                rotation=45,
+                fontsize=7,
+                ha="right",
             )
-            ax.set_ylim(0, 1)
+            ax.set_ylim(0, 1.1)  # room for the significance stars above accuracy 1
+            ax.set_yticks(np.linspace(0, 1, 6))
             ax.set_ylabel("held-out accuracy")
         ax.set_title(d["title"], fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
+        # beside the plot, so it never hides a curve
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.08)
         return buf.getvalue()
 
     def fallback_html(self, png: bytes | None = None) -> str:
