@@ -240,37 +240,30 @@ class LabServer:
         Browser tests share one server: each stops its kernels so that later tests do not
         run beside earlier kernels' models (several torch kernels can exhaust a small machine).
         """
-        import contextlib
-        import urllib.request
-
-        def delete(path: str) -> None:
-            req = urllib.request.Request(
-                f"{self.base}/{path}",
-                method="DELETE",
-                headers={"Authorization": f"token {self.token}"},
-            )
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(req, timeout=30)
-
         for session in self.get("api/sessions"):
-            delete(f"api/sessions/{session['id']}")
+            self._send("DELETE", f"api/sessions/{session['id']}", timeout=30)
         kernels = self.get("api/kernels")
         for kernel in kernels:
-            delete(f"api/kernels/{kernel['id']}")
+            self._send("DELETE", f"api/kernels/{kernel['id']}", timeout=30)
         return len(kernels)
 
-    def __exit__(self, *exc: object) -> None:
+    def _send(self, method: str, path: str, *, timeout: float) -> None:
+        """Send a bodiless request to the REST API; a server already gone is not an error."""
         import contextlib
-        import subprocess
         import urllib.request
 
         req = urllib.request.Request(
-            f"{self.base}/api/shutdown",
-            method="POST",
+            f"{self.base}/{path}",
+            method=method,
             headers={"Authorization": f"token {self.token}"},
         )
         with contextlib.suppress(OSError):
-            urllib.request.urlopen(req, timeout=5)
+            urllib.request.urlopen(req, timeout=timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        self._send("POST", "api/shutdown", timeout=5)
         if self.process is not None:
             try:
                 self.process.wait(timeout=20)

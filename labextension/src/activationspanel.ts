@@ -3,13 +3,11 @@
  * notebook in focus holds, with their sizes, and a button that frees a cache in the kernel.
  */
 
-import { Message } from '@lumino/messaging';
-import { Widget } from '@lumino/widgets';
-
 import { h, setTabData } from './dom';
 import { KernelLink } from './kernel';
 import { formatBytes, ICacheSummary, IModelSummary } from './protocol';
-import { NotebookSession, Sessions } from './sessions';
+import { SessionPanel } from './sessionpanel';
+import { Sessions } from './sessions';
 
 export const ACTIVATIONS_PANEL_ID = 'interp-magics-activations';
 
@@ -19,36 +17,18 @@ const STATE_TEXT: Record<string, string> = {
   connecting: 'Connecting to the kernel…'
 };
 
-export class ActivationsPanel extends Widget {
+export class ActivationsPanel extends SessionPanel {
   constructor(sessions: Sessions) {
-    super();
-    this.id = ACTIVATIONS_PANEL_ID;
-    this.addClass('im-panel');
-    this.addClass('im-activations-panel');
-    this.title.label = 'Activations';
-    this.title.caption = 'Activations in the kernel';
-    sessions.currentChanged.connect(this._follow, this);
-    this._follow(sessions, sessions.current);
+    super({
+      id: ACTIVATIONS_PANEL_ID,
+      className: 'im-activations-panel',
+      label: 'Activations',
+      caption: 'Activations in the kernel'
+    });
+    this.follow(sessions);
   }
 
-  dispose(): void {
-    this._session?.changed.disconnect(this._render, this);
-    super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._render();
-  }
-
-  private _follow(_: Sessions, session: NotebookSession | null): void {
-    this._session?.changed.disconnect(this._render, this);
-    this._session = session;
-    session?.changed.connect(this._render, this);
-    this._render();
-  }
-
-  private _render(): void {
+  protected render(): void {
     const session = this._session;
     const link = session?.kernel;
     const snapshot = link?.state === 'ready' ? link.snapshot : null;
@@ -192,6 +172,5 @@ export class ActivationsPanel extends Widget {
     );
   }
 
-  private _session: NotebookSession | null = null;
   private _open = new Set<string>();
 }

@@ -3,46 +3,29 @@
  * rule. A row jumps to its cell; "Ignore" records a reason in the cell's metadata.
  */
 
-import { Message } from '@lumino/messaging';
-import { Widget } from '@lumino/widgets';
-
 import { h, setTabData } from './dom';
 import { IFinding } from './protocol';
+import { SessionPanel } from './sessionpanel';
 import { NotebookSession, Sessions } from './sessions';
 
 export const RIGOR_PANEL_ID = 'interp-magics-rigor';
 
-export class RigorPanel extends Widget {
+export class RigorPanel extends SessionPanel {
   constructor(sessions: Sessions) {
-    super();
-    this.id = RIGOR_PANEL_ID;
-    this.addClass('im-panel');
-    this.addClass('im-rigor-panel');
-    this.title.label = 'Rigor';
-    this.title.caption = 'Rigor findings';
-    sessions.currentChanged.connect(this._follow, this);
-    this._follow(sessions, sessions.current);
+    super({
+      id: RIGOR_PANEL_ID,
+      className: 'im-rigor-panel',
+      label: 'Rigor',
+      caption: 'Rigor findings'
+    });
+    this.follow(sessions);
   }
 
-  dispose(): void {
-    this._session?.changed.disconnect(this._render, this);
-    super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._render();
-  }
-
-  private _follow(_: Sessions, session: NotebookSession | null): void {
-    this._session?.changed.disconnect(this._render, this);
-    this._session = session;
+  protected onSessionChanged(): void {
     this._closeForm();
-    session?.changed.connect(this._render, this);
-    this._render();
   }
 
-  private _render(): void {
+  protected render(): void {
     const session = this._session;
     const rigor = session?.rigor;
     const open = rigor ? rigor.openCount : 0;
@@ -184,7 +167,7 @@ export class RigorPanel extends Widget {
             onclick: () => {
               this._closeForm();
               this._editing = key;
-              this._render();
+              this.render();
             }
           },
           'Ignore with reason…'
@@ -228,7 +211,7 @@ export class RigorPanel extends Widget {
           type: 'button',
           onclick: () => {
             this._closeForm();
-            this._render();
+            this.render();
           }
         },
         'Cancel'
@@ -243,7 +226,6 @@ export class RigorPanel extends Widget {
     this._formKey = null;
   }
 
-  private _session: NotebookSession | null = null;
   private _editing: string | null = null;
   private _form: HTMLElement | null = null;
   private _formKey: string | null = null;
