@@ -16,6 +16,8 @@ ground truth, offline.
 - :func:`head_scores` measures each head's previous-token and induction attention, and
   :func:`induction_accuracy` the in-context accuracy on the repeated half.
 
+Needs ``transformers`` (``pip install "interp-magics[hf]"``) and its ``safetensors``.
+
 Apart from the missing MLPs (``mlp_out`` is zero) it is a standard ``LlamaForCausalLM``:
 capture, the attention viewer and patching treat it like any Llama. Rotary positions make
 "attend to the previous token" easy to learn and a fixed positional offset useless (the
