@@ -210,9 +210,7 @@ class InterpMagics(Magics):
             view = patterns.widget(selected=selected, batch_index=args.batch_index)
         except (CaptureError, AttentionInputError) as exc:
             raise UsageError(str(exc)) from None
-        if args.out:
-            self.shell.user_ns[_output_name(args.out)] = view  # type: ignore[union-attr]
-        return view
+        return self._stored(args.out, view)
 
     @no_var_expand
     @magic_arguments()
@@ -289,9 +287,7 @@ class InterpMagics(Magics):
             )
         except (CaptureError, PatternError) as exc:
             raise UsageError(str(exc)) from None
-        if args.out:
-            self.shell.user_ns[_output_name(args.out)] = result  # type: ignore[union-attr]
-        return result
+        return self._stored(args.out, result)
 
     @no_var_expand
     @magic_arguments()
@@ -378,9 +374,7 @@ class InterpMagics(Magics):
                 result = probe(acts, labels, **kwargs)
         except CaptureError as exc:
             raise UsageError(str(exc)) from None
-        if args.out:
-            self.shell.user_ns[_output_name(args.out)] = result  # type: ignore[union-attr]
-        return result
+        return self._stored(args.out, result)
 
     @no_var_expand
     @magic_arguments()
@@ -437,6 +431,12 @@ class InterpMagics(Magics):
             # The nested run resets the display hook's result; give the outer cell its own
             # back so the cache displays as this cell's output.
             hook.exec_result = outer
+
+    def _stored(self, out: str | None, value: Any) -> Any:
+        """Return ``value`` after binding it to the variable ``out`` (when one was given)."""
+        if out:
+            self.shell.user_ns[_output_name(out)] = value  # type: ignore[union-attr]
+        return value
 
     def _lookup(self, expr: str) -> Any:
         """Return the object a dotted name refers to in the user namespace."""
