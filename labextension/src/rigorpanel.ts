@@ -26,6 +26,9 @@ export class RigorPanel extends SessionPanel {
   }
 
   protected render(): void {
+    // Replacing the panel's children detaches the reason form, which drops its focus: note it,
+    // and give it back in the same task, so no keystroke lands elsewhere in between.
+    const typing = this._form !== null && this._form.contains(document.activeElement);
     const session = this._session;
     const rigor = session?.rigor;
     const open = rigor ? rigor.openCount : 0;
@@ -64,6 +67,10 @@ export class RigorPanel extends SessionPanel {
       body.append(this._list(session, rigor.findings));
     }
     this.node.replaceChildren(header, body);
+    if (this._form?.isConnected && (typing || this._focusForm)) {
+      this._form.querySelector('input')?.focus();
+      this._focusForm = false;
+    }
   }
 
   private _list(session: NotebookSession, findings: IFinding[]): HTMLElement {
@@ -153,10 +160,9 @@ export class RigorPanel extends SessionPanel {
       if (!this._form || this._formKey !== key) {
         this._form = this._reasonForm(f);
         this._formKey = key;
+        this._focusForm = true;
       }
       row.append(this._form);
-      const input = this._form.querySelector('input');
-      requestAnimationFrame(() => input?.focus());
     } else {
       row.append(
         h(
@@ -228,5 +234,6 @@ export class RigorPanel extends SessionPanel {
 
   private _editing: string | null = null;
   private _form: HTMLElement | null = null;
+  private _focusForm = false;
   private _formKey: string | null = null;
 }
