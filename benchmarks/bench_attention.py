@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from interp_magics.testing import LabServer, launch_chromium, run_cells, write_notebook
 from interp_magics.widgets import AttentionView
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from support.lab import LabServer, launch_chromium, run_cells, write_notebook
 
 RESULTS = Path(__file__).parent / "results"
 L, H, T = 12, 12, 512

@@ -158,7 +158,7 @@ def push_cost() -> dict[str, Any]:
                     close_comm(f"c{b}{suffix}")
                 if b:
                     modes[mode + suffix].append(t)
-    from interp_magics.kernel_bridge import get_bridge
+    from interp_magics.jupyter.state import get_bridge
 
     bridge = get_bridge(shell)
     assert bridge is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ActivationCache",
@@ -28,20 +28,20 @@ __all__ = [
 ]
 
 _LAZY = {
-    "capture": ("capturing", "capture"),
-    "Capture": ("capturing", "Capture"),
-    "ActivationCache": ("cache", "ActivationCache"),
-    "owned_hooks": ("hooks", "owned_hooks"),
-    "CaptureError": ("errors", "CaptureError"),
-    "CaptureBudgetError": ("errors", "CaptureBudgetError"),
-    "NothingCapturedWarning": ("errors", "NothingCapturedWarning"),
+    "capture": ("core.capturing", "capture"),
+    "Capture": ("core.capturing", "Capture"),
+    "ActivationCache": ("core.cache", "ActivationCache"),
+    "owned_hooks": ("core.hooks", "owned_hooks"),
+    "CaptureError": ("core.errors", "CaptureError"),
+    "CaptureBudgetError": ("core.errors", "CaptureBudgetError"),
+    "NothingCapturedWarning": ("core.errors", "NothingCapturedWarning"),
 }
 
 if TYPE_CHECKING:
-    from .cache import ActivationCache
-    from .capturing import Capture, capture
-    from .errors import CaptureBudgetError, CaptureError, NothingCapturedWarning
-    from .hooks import owned_hooks
+    from .core.cache import ActivationCache
+    from .core.capturing import Capture, capture
+    from .core.errors import CaptureBudgetError, CaptureError, NothingCapturedWarning
+    from .core.hooks import owned_hooks
 
 
 def __getattr__(name: str) -> Any:
@@ -61,18 +61,18 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the analysis ledger in ``ipython`` (``%load_ext``)."""
-    from .magics import load
+    from .jupyter.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove everything ``load_ipython_extension`` installed (``%unload_ext``)."""
-    from .magics import unload
+    from .jupyter.extension import unload
 
     unload(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    """Return where jupyter-server finds the server extension (``interp_magics.server``)."""
-    return [{"module": "interp_magics.server"}]
+    """Return where jupyter-server finds the server extension (its module)."""
+    return [{"module": "interp_magics.jupyter.server"}]

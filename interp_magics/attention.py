@@ -2,9 +2,9 @@
 
 :func:`attention_patterns` runs a model with attention capture and returns an
 :class:`AttentionPatterns` result; :func:`patterns_from_cache` builds one from an
-:class:`~interp_magics.cache.ActivationCache` that holds ``pattern.*`` entries. The result holds
-the weights as one ``[batch, layer, head, query, key]`` tensor with token labels and the padding
-mask, converts to a tidy DataFrame, and displays as an attention viewer in a notebook.
+:class:`~interp_magics.core.cache.ActivationCache` that holds ``pattern.*`` entries. The result
+holds the weights as one ``[batch, layer, head, query, key]`` tensor with token labels and the
+padding mask, converts to a tidy DataFrame, and displays as an attention viewer in a notebook.
 """
 
 from __future__ import annotations
@@ -18,28 +18,26 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .adapters import call_model
-from .cache import ActivationCache
-from .capturing import capture
+from .core.adapters import call_model
+from .core.cache import ActivationCache
+from .core.capturing import capture
+from .core.display import WidgetDisplay
+from .core.errors import ShortTraceback
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .widgets.attention import AttentionView
 
 #: How far a row of attention weights may be from summing to 1 before it is reported.
 ROW_SUM_TOLERANCE = 1e-3
 
 
-class AttentionInputError(ValueError):
+class AttentionInputError(ShortTraceback, ValueError):
     """Attention weights, tokens or mask that cannot be shown; the message says what to fix."""
 
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
 
-
-@dataclass
-class AttentionPatterns:
+@dataclass(repr=False)
+class AttentionPatterns(WidgetDisplay):
     """Attention weights of one or more sequences, with their tokens.
 
     Attributes:
@@ -50,6 +48,8 @@ class AttentionPatterns:
         model_name: where the weights came from, for titles.
         notes: anything a reader should know (e.g. the attention kernel was switched).
     """
+
+    WIDGET = "AttentionView"
 
     pattern: torch.Tensor
     tokens: list[list[str]]
@@ -124,16 +124,8 @@ class AttentionPatterns:
             }
         )
 
-    def widget(self, **kwargs: Any) -> AttentionView:
-        """Return an interactive :class:`~interp_magics.widgets.AttentionView` of these weights."""
-        from .widgets.attention import AttentionView
-
-        return AttentionView.from_patterns(self, **kwargs)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget()._repr_mimebundle_(**kwargs)
-
-    def __repr__(self) -> str:
+    def describe(self) -> str:
+        """Return a one-line summary: sequences, layers, heads and tokens."""
         b, n_layers, h, q, _ = self.shape
         return (
             f"AttentionPatterns({self.model_name or 'attention'}: {b} sequence(s), {n_layers} "

@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path
 
 import pytest
+import support.lab
 import torch
 
 from interp_magics import testing
@@ -100,7 +101,7 @@ def artifacts():
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """A real ``jupyter lab`` on 127.0.0.1 with a token, shared by the browser tests."""
-    with testing.LabServer(tmp_path_factory.mktemp("lab")) as server:
+    with support.lab.LabServer(tmp_path_factory.mktemp("lab")) as server:
         yield server
 
 
@@ -123,7 +124,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = testing.launch_chromium(p)
+        b = support.lab.launch_chromium(p)
         yield b
         b.close()
 

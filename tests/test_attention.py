@@ -148,6 +148,7 @@ def test_fallback_bundle_has_png_html_and_text(minilm):
     assert base64.b64decode(html.split("base64,")[1].split('"')[0]) == png
 
 
+@pytest.mark.slow
 def test_nbconvert_html_shows_the_static_fallback(tmp_path):
     """A notebook exported without widget state shows the PNG and the numbers, and no script.
 
@@ -157,8 +158,7 @@ def test_nbconvert_html_shows_the_static_fallback(tmp_path):
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
-
-    from interp_magics.testing import write_notebook
+    from support.lab import write_notebook
 
     path = write_notebook(
         tmp_path / "fallback.ipynb",

@@ -1,9 +1,11 @@
 """The attention viewer in a real JupyterLab and Notebook 7, driven in Debian's Chromium."""
 
 import pytest
+from support.lab import run_cells, write_notebook
 
 from interp_magics.attention import attention_patterns
-from interp_magics.testing import run_cells, write_notebook
+
+pytestmark = pytest.mark.browser
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 TEXT = ["The cat sat on the mat because it was warm.", "Dogs bark."]

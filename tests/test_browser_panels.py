@@ -7,7 +7,11 @@ the server extension enabled by the config the wheel ships.
 import json
 import re
 
+import pytest
+
 from interp_magics import rigor
+
+pytestmark = pytest.mark.browser
 
 EVIL = "<img src=x onerror=\"top['__xss']=1\">"  # no '.': torch module names cannot have one
 
@@ -92,7 +96,7 @@ def _open_tab(page, panel_id: str) -> None:
 
 
 def test_panels_in_jupyterlab(lab, browser, artifacts):
-    from interp_magics.testing import run_cells
+    from support.lab import run_cells
 
     path = lab.root / "panels.ipynb"
     path.write_text(json.dumps(_notebook()))

@@ -1,9 +1,11 @@
 """The patching heatmap in a real JupyterLab, driven in Debian's Chromium."""
 
 import pytest
+from support.lab import run_cells, write_notebook
 
 from interp_magics import patching
-from interp_magics.testing import run_cells, write_notebook
+
+pytestmark = pytest.mark.browser
 
 CLEAN, CORRUPT = (
     ["the cat sat on the mat", "a dog ran in the park"],

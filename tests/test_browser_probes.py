@@ -1,8 +1,9 @@
 """The probe panel in a real JupyterLab, driven in Debian's Chromium."""
 
 import pytest
+from support.lab import run_cells, write_notebook
 
-from interp_magics.testing import run_cells, write_notebook
+pytestmark = pytest.mark.browser
 
 CELLS = [
     """import numpy as np

@@ -2,7 +2,10 @@
 
 import json
 
-from interp_magics.testing import run_cells
+import pytest
+from support.lab import run_cells
+
+pytestmark = pytest.mark.browser
 
 TARGET = "target-cell"
 

@@ -307,7 +307,7 @@ def test_canonical_site_on_unknown_architecture_says_use_a_glob():
 
 
 def test_format_bytes():
-    from interp_magics.options import format_bytes
+    from interp_magics.core.units import format_bytes
 
     assert [format_bytes(n) for n in (0, 1023, 1024, 1536 * 1024, 3 * 2**30, 5 * 2**40)] == [
         "0 B",

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from interp_magics import CaptureError, capture, owned_hooks
-from interp_magics.hooks import HookSet, remove_owned_hooks
+from interp_magics.core.hooks import HookSet, remove_owned_hooks
 
 
 def _hook_ids(model):

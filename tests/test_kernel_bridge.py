@@ -1,4 +1,4 @@
-"""The kernel side of the sidebar panels (kernel_bridge.py) through real components.
+"""The kernel side of the sidebar panels (jupyter/bridge/) through real components.
 
 A real IPython shell with the extension loaded, real GPT-2 models and captures, and the real
 ``comm`` package: its ``CommManager`` receives the front end's ``comm_open`` / ``comm_msg`` /
@@ -26,19 +26,25 @@ from comm.base_comm import BaseComm, CommManager
 from IPython.core.error import UsageError
 
 import interp_magics
-from interp_magics import kernel_bridge
-from interp_magics.cache import ActivationCache, EntryInfo
-from interp_magics.kernel_bridge import (
+from interp_magics.core import units
+from interp_magics.core.cache import ActivationCache, EntryInfo
+from interp_magics.core.units import format_bytes
+from interp_magics.jupyter.bridge import (
+    CacheListing,
+    KernelBridge,
+    displays,
+    freeing,
+    snapshot_display,
+    snapshots,
+)
+from interp_magics.jupyter.bridge.protocol import (
+    MAX_COMMS,
     MAX_ENTRIES,
     MAX_LEDGER,
     MAX_TEXT,
     TARGET,
-    CacheListing,
-    format_bytes,
-    snapshot_display,
 )
-from interp_magics.magics import get_bridge, get_ledger
-from interp_magics.options import format_bytes as options_format_bytes
+from interp_magics.jupyter.state import get_bridge, get_ledger
 
 HELLO = {"v": 1, "type": "hello"}
 REFRESH = {"v": 1, "type": "refresh"}
@@ -107,7 +113,7 @@ class Kernel:
         return self.shell.user_ns
 
     @property
-    def bridge(self) -> kernel_bridge.KernelBridge:
+    def bridge(self) -> KernelBridge:
         bridge = get_bridge(self.shell)
         assert bridge is not None
         return bridge
@@ -277,11 +283,19 @@ def test_snapshot_of_a_float16_cache_and_an_empty_namespace(nb):
     assert all(e["dtype"] == "float16" and e["bytes"] == 2 * 9 * 64 * 2 for e in half["entries"])
 
 
-def test_format_bytes_spells_sizes_like_the_core():
-    for n in (0, 1, 1023, 1024, 1536, 18 * 2**20, 5 * 2**30 + 1, 3 * 2**40):
-        assert format_bytes(n) == options_format_bytes(n)
-    assert format_bytes(18 * 2**20) == "18.0 MiB"
-    assert format_bytes(3 * 2**40) == "3072.0 GiB"
+def test_format_bytes_spells_sizes_in_binary_units_like_the_core():
+    for module in (displays, freeing):  # one spelling for the package
+        assert module.format_bytes is units.format_bytes
+    expected = {
+        0: "0 B",
+        1023: "1023 B",
+        1024: "1.0 KiB",
+        1536: "1.5 KiB",
+        18 * 2**20: "18.0 MiB",
+        5 * 2**30 + 1: "5.0 GiB",
+        3 * 2**40: "3072.0 GiB",
+    }
+    assert {n: format_bytes(n) for n in expected} == expected
 
 
 # -- 2. pushes after cells ---------------------------------------------------------------------
@@ -336,7 +350,7 @@ def test_a_refresh_during_a_cell_is_followed_by_a_push(nb):
     # must go out even though nothing else changed.
     nb.ns["COMM"] = c
     nb.run(
-        "__import__('interp_magics.kernel_bridge').kernel_bridge.get_bridge(get_ipython())"
+        "__import__('interp_magics.jupyter.state', fromlist=['_']).get_bridge(get_ipython())"
         "._handle(COMM, {'content': {'data': {'v': 1, 'type': 'refresh'}}})"
     )
     assert [m["busy"] for m in c.received[-2:]] == [True, False]
@@ -365,7 +379,7 @@ def test_every_open_comm_gets_the_same_push_and_closed_ones_get_nothing(nb):
 
 
 def test_a_comm_beyond_the_limit_closes_the_oldest(nb):
-    comms = [nb.open() for _ in range(kernel_bridge.MAX_COMMS + 1)]
+    comms = [nb.open() for _ in range(MAX_COMMS + 1)]
     oldest = comms[0]
     assert oldest._closed and oldest.published[-1][0] == "comm_close"
     assert oldest.comm_id not in nb.manager.comms
@@ -376,7 +390,7 @@ def test_a_comm_beyond_the_limit_closes_the_oldest(nb):
 
 
 def test_snapshot_taken_inside_a_cell_says_busy(nb):
-    nb.run("inside = __import__('interp_magics.kernel_bridge').kernel_bridge")
+    nb.run("inside = __import__('interp_magics.jupyter.state', fromlist=['_'])")
     nb.run("snap = inside.get_bridge(get_ipython()).snapshot()")
     assert nb.ns["snap"]["busy"] is True
     assert nb.bridge.snapshot()["busy"] is False
@@ -415,10 +429,13 @@ def test_snapshot_carries_the_ledger_tail_with_the_cells_execution_count(nb):
 def test_ledger_values_are_made_json_safe_and_only_the_newest_are_sent(nb):
     c = nb.open()
     nb.run(
-        "from interp_magics import events\n"
+        # The ledger's subscriber interface takes any dict: what reaches the panel is made
+        # JSON-safe whatever a record carries.
+        "from interp_magics.jupyter import get_ledger\n"
         "import torch\n"
-        "events.emit('probe', score=float('nan'), inf=float('inf'), tensor=torch.arange(3),\n"
-        "            text='x' * 500, nested={'a': [1, 2.5, {'b': float('nan')}]})\n"
+        "get_ledger(get_ipython()).record(dict(kind='probe', score=float('nan'),\n"
+        "    inf=float('inf'), tensor=torch.arange(3), text='x' * 500,\n"
+        "    nested={'a': [1, 2.5, {'b': float('nan')}]}))\n"
     )
     (entry,) = c.received[-1]["ledger"]["entries"]
     assert entry["kind"] == "probe"
@@ -428,10 +445,14 @@ def test_ledger_values_are_made_json_safe_and_only_the_newest_are_sent(nb):
     # shallow: deeper than three levels becomes text
     assert entry["nested"] == {"a": [1, 2.5, "{'b': nan}"]}
 
-    nb.run(f"for i in range({MAX_LEDGER + 10}):\n    events.emit('step', i=i)\n")
+    nb.run(
+        "from interp_magics.core import events, records\n"
+        f"for i in range({MAX_LEDGER + 10}):\n"
+        "    events.emit(records.StatTestRecord(test='t', p_values=i, corrected=False))\n"
+    )
     entries = c.received[-1]["ledger"]["entries"]
     assert len(entries) == MAX_LEDGER
-    assert [e["i"] for e in entries] == list(range(10, MAX_LEDGER + 10))
+    assert [e["p_values"] for e in entries] == list(range(10, MAX_LEDGER + 10))
     assert len(get_ledger(nb.shell).entries) == MAX_LEDGER + 11
     json.dumps(c.received[-1], allow_nan=False)
 
@@ -533,7 +554,7 @@ def test_free_is_refused_while_a_cell_or_a_capture_runs(nb):
     nb.run(CAPTURE)
     ref, _ = cache_ref(nb.ns, "acts")
     nb.run(
-        "reply = __import__('interp_magics.kernel_bridge').kernel_bridge"
+        "reply = __import__('interp_magics.jupyter.state', fromlist=['_'])"
         ".get_bridge(get_ipython()).free('acts')"
     )
     reply = nb.ns["reply"]
@@ -654,7 +675,7 @@ def test_snapshot_display_serves_the_snapshot_without_comms(nb):
     assert data["total_bytes"] == nb.ns["acts"].nbytes
     json.dumps(data, allow_nan=False)
 
-    expr = "__import__('interp_magics.kernel_bridge').kernel_bridge.snapshot_display()"
+    expr = "__import__('interp_magics.jupyter').jupyter.snapshot_display()"
     reply = nb.shell.user_expressions({"im": expr})["im"]
     assert reply["status"] == "ok"
     got = reply["data"]["application/json"]
@@ -665,7 +686,7 @@ def test_snapshot_display_serves_the_snapshot_without_comms(nb):
 def test_snapshot_display_without_the_extension_says_not_loaded(nb):
     nb.run("%unload_ext interp_magics")
     assert json_payload(snapshot_display()) == {"v": 1, "type": "not-loaded"}
-    expr = "__import__('interp_magics.kernel_bridge').kernel_bridge.snapshot_display()"
+    expr = "__import__('interp_magics.jupyter').jupyter.snapshot_display()"
     reply = nb.shell.user_expressions({"im": expr})["im"]
     assert reply["data"]["application/json"] == {"v": 1, "type": "not-loaded"}
 
@@ -777,7 +798,7 @@ def test_entries_over_the_byte_budget_are_cut_from_the_later_caches(nb, monkeypa
             cache._put(f"k{i}", torch.zeros(2, 3), EntryInfo(module=f"k{i}", kind="output"))
     nb.ns.update(a=first, b=second)
     size = len(json.dumps(entries_of(first)))
-    monkeypatch.setattr(kernel_bridge, "MAX_ENTRY_BYTES", size * 3 // 2)
+    monkeypatch.setattr(snapshots, "MAX_ENTRY_BYTES", size * 3 // 2)
     caches = by_name(nb.bridge.snapshot())
     assert caches["a"]["entries"] == entries_of(first) and caches["a"]["truncated"] is False
     assert caches["b"]["truncated"] is True
@@ -812,7 +833,7 @@ def test_a_nested_blank_run_keeps_the_cell_busy(nb):
     c = nb.open()
     nb.run(
         "get_ipython().run_cell('')\n"
-        "busy = __import__('interp_magics.kernel_bridge').kernel_bridge"
+        "busy = __import__('interp_magics.jupyter.state', fromlist=['_'])"
         ".get_bridge(get_ipython()).busy\n"
     )
     assert nb.ns["busy"] is True

@@ -6,8 +6,9 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 import torch
 
-from interp_magics import ActivationCache, events, owned_hooks
-from interp_magics.magics import get_ledger
+from interp_magics import ActivationCache, owned_hooks
+from interp_magics.core import events
+from interp_magics.jupyter import get_ledger
 
 SETUP = """
 import torch

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from interp_magics import CaptureBudgetError, capture, memory
+from interp_magics import CaptureBudgetError, capture
+from interp_magics.core import memory
 
 B, T, D, L = 2, 9, 64, 3
 RESID = B * T * D * 4  # bytes of one float32 residual tensor
@@ -85,7 +86,7 @@ def test_default_budget_is_half_of_available_memory(gpt2, ids, monkeypatch):
 
 
 def test_size_strings():
-    from interp_magics.options import parse_bytes
+    from interp_magics.core.units import parse_bytes
 
     assert parse_bytes("2GiB") == 2 * 2**30
     assert parse_bytes("1.5 MB") == 1_500_000

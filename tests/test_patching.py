@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from interp_magics import owned_hooks, patching
-from interp_magics.metrics import MetricError
 from interp_magics.patching import PatchingError
+from interp_magics.patching.metrics import MetricError
 
 B, T = 3, 8
 CORRECT, WRONG = torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10])
@@ -364,7 +364,7 @@ def test_bad_input_fails_before_any_run(gpt2, monkeypatch):
     clean, corrupt = inputs()
     metric = patching.logit_diff(CORRECT, WRONG)
     calls = []
-    monkeypatch.setattr(patching, "_exact", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(patching.api, "exact_sweep", lambda *a, **k: calls.append(1))
     cases = [
         (
             dict(clean=clean, corrupt=corrupt[:2], metric=metric),
@@ -505,7 +505,7 @@ def test_token_labels_show_the_replaced_token(minilm):
 
 
 def test_ledger_records_patching(shell):
-    from interp_magics.magics import get_ledger
+    from interp_magics.jupyter import get_ledger
 
     ledger = get_ledger(shell)
     ledger.clear()

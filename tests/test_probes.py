@@ -7,6 +7,9 @@ from scipy.stats import binomtest
 
 from interp_magics import probes
 from interp_magics.probes import ProbeError
+from interp_magics.probes.controls import permutations
+from interp_magics.probes.fits import Refit, Ridge, cross_validate
+from interp_magics.probes.inputs import folds as make_folds
 
 
 def encoded(n=200, d=10, seed=0, noise=0.5):
@@ -83,9 +86,10 @@ def test_fast_ridge_permutations_equal_refits(k, d):
     x = rng.standard_normal((70, d)).astype(np.float32)
     codes = rng.integers(0, k, 70)
     codes[: k * 5] = np.repeat(np.arange(k), 5)
-    folds = probes._folds(codes, 5, 0, None)
-    perms = probes._permutations(codes, 30, 0, None)
-    pred, _, null_correct = probes._ridge(x, codes, k, folds, perms, 1.0, torch.float64)
+    folds = make_folds(codes, 5, 0, None)
+    perms = permutations(codes, 30, 0, None)
+    fit = cross_validate(Ridge(1.0), x, codes, k, folds, perms)  # float64 at this size
+    pred, null_correct = fit.predictions, fit.null_correct
     ref_pred = np.zeros_like(codes)
     for tr, te in folds:
         ref_pred[te] = RidgeClassifier(alpha=1.0).fit(x[tr], codes[tr]).predict(x[te])
@@ -105,7 +109,7 @@ def test_logistic_probe_agrees_with_scikit_learn():
 
     x, y = encoded(n=300, d=12, noise=1.0, seed=4)
     r = probes.probe(x, y, estimator="logistic", n_permutations=100, progress=False)
-    folds = probes._folds(r.labels, 5, 0, None)
+    folds = make_folds(r.labels, 5, 0, None)
     ref = np.zeros_like(r.labels)
     for tr, te in folds:
         ref[te] = LogisticRegression(C=1.0, max_iter=1000).fit(x[tr], r.labels[tr]).predict(x[te])
@@ -125,14 +129,54 @@ def test_mlp_and_custom_estimators_take_the_refit_path():
     assert custom.estimator == "LogisticRegression" and "refits" in custom.notes[0]
 
 
+def test_refit_path_equals_refitting_every_permutation_by_hand():
+    """The shared loop, for a scikit-learn estimator, is one refit per fold and permutation."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = encoded(n=90, d=5, noise=1.0)
+    x = x.astype(np.float32)
+    folds = make_folds(y, 3, 0, None)
+    perms = permutations(y, 7, 0, None)
+    fit = cross_validate(Refit("LogisticRegression", LogisticRegression()), x, y, 2, folds, perms)
+    pred, scores = np.zeros_like(y), np.zeros((len(y), 1))
+    for tr, te in folds:
+        model = LogisticRegression().fit(x[tr], y[tr])
+        pred[te], scores[te, 0] = model.predict(x[te]), model.decision_function(x[te])
+    assert np.array_equal(fit.predictions, pred) and np.array_equal(fit.scores, scores)
+    ref = [
+        sum(
+            int((LogisticRegression().fit(x[tr], p[tr]).predict(x[te]) == p[te]).sum())
+            for tr, te in folds
+        )
+        for p in perms
+    ]
+    assert np.array_equal(fit.null_correct, np.array(ref))
+
+
+def test_ridge_does_not_depend_on_how_permutations_are_batched():
+    # (The logistic path does: its iteration stops when no test prediction of the batch changes.)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((80, 7)).astype(np.float32)
+    codes = rng.integers(0, 3, 80)
+    folds = make_folds(codes, 4, 0, None)
+    perms = permutations(codes, 25, 0, None)
+    together = cross_validate(Ridge(1.0), x, codes, 3, folds, perms)
+    one_by_one = Ridge(1.0)
+    one_by_one.batch_elements = 1  # a batch of one permutation per solve
+    apart = cross_validate(one_by_one, x, codes, 3, folds, perms)
+    assert np.array_equal(together.predictions, apart.predictions)
+    assert np.array_equal(together.null_correct, apart.null_correct)
+    assert together.scores.shape == (80, 3)
+
+
 def test_groups_keep_groups_in_one_fold_and_permute_within_them():
     rng = np.random.default_rng(5)
     groups = np.repeat(np.arange(30), 4)
     x = rng.standard_normal((120, 4))
     y = np.tile([0, 1, 0, 1], 30)
-    for tr, te in probes._folds(y, 5, 0, groups):
+    for tr, te in make_folds(y, 5, 0, groups):
         assert not set(groups[tr]) & set(groups[te])
-    perms = probes._permutations(y, 10, 0, groups)
+    perms = permutations(y, 10, 0, groups)
     for p in perms:
         for g in range(30):
             assert sorted(p[groups == g]) == sorted(y[groups == g])
@@ -240,7 +284,7 @@ def sentences(minilm):
 
 
 def test_probe_layers_on_a_real_model(sentences, shell):
-    from interp_magics.magics import get_ledger
+    from interp_magics.jupyter import get_ledger
     from interp_magics.stats import correct
 
     model, enc, acts, labels = sentences

@@ -1,6 +1,8 @@
 """The rigor checker: rules on the fixture notebooks, the ledger, suppression, formats, robustness."""
 
+import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +69,17 @@ def test_every_rule_is_documented():
         assert rule.fix and rule.reference and rule.alternatives and rule.title
 
 
+@pytest.mark.parametrize("rule_id", RULE_IDS)
+def test_every_rule_is_a_named_documented_function(rule_id):
+    """Each rule's check reads as what it flags: a descriptive name and a docstring saying why."""
+    rule = rigor.RULES[rule_id]
+    name = rule.check.__name__
+    assert re.fullmatch(r"[a-z]+(_[a-z]+)+", name), f"{rule_id} is checked by {name!r}"
+    doc = inspect.getdoc(rule.check) or ""
+    assert doc.startswith("Flag ") and len(doc.splitlines()) > 2, f"{name} docstring: {doc!r}"
+    assert rule.title and rule.fix and rule.reference
+
+
 def test_location_format():
     [f] = rigor.check(fixture("REP002", "bad"))
     assert (
@@ -126,7 +139,7 @@ def test_markdown_suppression_comment():
 
 def test_ledger_evidence_from_a_real_kernel(shell):
     """Probes run in a loop produce uncorrected p-values and no controls: the ledger shows both."""
-    from interp_magics.magics import get_ledger
+    from interp_magics.jupyter import get_ledger
 
     code = (
         "import numpy as np\nfrom interp_magics import probes\nrng = np.random.default_rng(0)\n"

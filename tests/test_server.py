@@ -20,7 +20,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets.config import Config
 
 import interp_magics
-from interp_magics import server
+from interp_magics.jupyter import server
 from interp_magics.rigor import RULES, check
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -619,7 +619,7 @@ async def test_nbformat_3_file_by_path(rigor, jp_root_dir):
 
 
 def test_importing_the_server_module_does_not_import_torch():
-    code = "import interp_magics.server, sys; print('torch' in sys.modules)"
+    code = "import interp_magics.jupyter.server, sys; print('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
@@ -627,4 +627,6 @@ def test_importing_the_server_module_does_not_import_torch():
 
 
 def test_server_extension_points():
-    assert interp_magics._jupyter_server_extension_points() == [{"module": "interp_magics.server"}]
+    assert interp_magics._jupyter_server_extension_points() == [
+        {"module": "interp_magics.jupyter.server"}
+    ]

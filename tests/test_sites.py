@@ -2,7 +2,7 @@
 
 import pytest
 
-from interp_magics.sites import (
+from interp_magics.core.sites import (
     CanonicalSite,
     PatternError,
     closest_names,

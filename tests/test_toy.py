@@ -124,6 +124,7 @@ def test_task_data_is_seeded_and_repeats(ids):
     assert batch.shape == (32, 1 + 2 * toy.HALF) and (batch[:, 0] == toy.BOS).all()
 
 
+@pytest.mark.slow
 def test_retraining_from_the_recipe_reproduces_the_circuit():
     """The training script's recipe, from scratch: the same heads do the same jobs."""
     before = torch.get_num_threads()

@@ -9,6 +9,8 @@ from nbclient import NotebookClient
 
 from interp_magics import rigor, toy
 
+pytestmark = pytest.mark.slow
+
 TUTORIALS = sorted((Path(__file__).parent.parent / "tutorials").glob("*.ipynb"))
 
 

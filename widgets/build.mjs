@@ -1,22 +1,24 @@
 // Bundle each widget into one self-contained ES module (no CDN, no runtime imports) inside the
-// Python package, where anywidget loads it as the widget's _esm.
-import { build } from "esbuild";
-import { copyFileSync, mkdirSync, statSync } from "node:fs";
+// Python package, where anywidget loads it as the widget's _esm. The stylesheets a widget imports
+// (its own, which imports the shared lib/widget.css) are bundled beside it as <name>.css, its _css.
+import { build } from 'esbuild';
+import { mkdirSync, statSync } from 'node:fs';
 
-const out = "../interp_magics/widgets/static";
-const widgets = ["attention", "patching", "probes"];
+const out = '../interp_magics/widgets/static';
+const widgets = ['attention', 'patching', 'probes'];
+const kib = path => `${(statSync(path).size / 1024).toFixed(1)} KiB`;
 mkdirSync(out, { recursive: true });
 for (const name of widgets) {
   await build({
     entryPoints: [`src/${name}.ts`],
     bundle: true,
-    format: "esm",
+    format: 'esm',
     minify: true,
-    target: "es2020",
-    legalComments: "none",
-    outfile: `${out}/${name}.js`,
+    target: 'es2020',
+    legalComments: 'none',
+    outfile: `${out}/${name}.js`
   });
-  copyFileSync(`src/${name}.css`, `${out}/${name}.css`);
-  const kb = (statSync(`${out}/${name}.js`).size / 1024).toFixed(1);
-  console.log(`built ${out}/${name}.js (${kb} KiB)`);
+  console.log(
+    `built ${out}/${name}.js (${kib(`${out}/${name}.js`)}, css ${kib(`${out}/${name}.css`)})`
+  );
 }

@@ -3,7 +3,8 @@
 ``check(notebook, ledger=...)`` reads a notebook (never executing it) and, when given, the ledger
 of analyses a kernel actually ran, and returns :class:`Finding` objects: the rule, where it is
 (cell index, cell id, execution count, line), what is missing, a concrete fix and a citation.
-The rules are in :mod:`interp_magics.rigor.rules`; ``interp-rigor`` is the command line.
+The rules are registered in :data:`RULES` (:mod:`interp_magics.rigor.registry`) by the family
+modules of :mod:`interp_magics.rigor.rules`; ``interp-rigor`` is the command line.
 """
 
 from __future__ import annotations
@@ -11,23 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .ledger import read_ledger
 from .notebook import Notebook, NotebookError, load
+from .registry import RULES, Hit, Rule
 from .report import Finding, Findings
-from .rules import RULES, Context, Rule
+from .rules import Context
 
 __all__ = ["RULES", "Finding", "Findings", "NotebookError", "Rule", "check"]
-
-
-def _ledger_entries(ledger: Any) -> list[dict[str, Any]]:
-    if ledger is None:
-        return []
-    if hasattr(ledger, "entries"):
-        ledger = ledger.entries
-    if isinstance(ledger, dict):
-        ledger = ledger.get("entries", [])
-    if not isinstance(ledger, list):
-        raise NotebookError("ledger must be a Ledger, its to_json() dict, or a list of entries")
-    return [e for e in ledger if isinstance(e, dict)]
 
 
 def _selected(select: Iterable[str] | None, ignore: Iterable[str] | None) -> list[Rule]:
@@ -58,30 +49,18 @@ def check(
     """Return the findings for ``notebook`` (a path, an nbformat node or a dict).
 
     Args:
-        ledger: the kernel's :class:`~interp_magics.ledger.Ledger` (or its JSON), adding what
-            actually ran to what the notebook's text shows.
+        ledger: the kernel's :class:`~interp_magics.jupyter.ledger.Ledger` (or its JSON),
+            adding what actually ran to what the notebook's text shows.
         select, ignore: rule ids or prefixes (``"PRB"``, ``"STA001"``) to run or skip.
         suppress: honour ``# rigor: ignore[RULE] -- reason`` comments, ``rigor-ignore:RULE``
             cell tags and notebook/cell metadata; with False every finding is reported.
     """
     nb = notebook if isinstance(notebook, Notebook) else load(notebook, name=name)
-    ctx = Context(nb, _ledger_entries(ledger))
+    ctx = Context(nb, read_ledger(ledger))
     findings = Findings()
     for rule in _selected(select, ignore):
         for hit in rule.check(ctx):
-            reason, suppressed, message = "", False, hit.message
-            if suppress:
-                for s in [*hit.cell.suppressions, *nb.suppressions]:
-                    if s.rule != rule.id or s.cell_id not in (None, hit.cell.id):
-                        continue
-                    if s.reason:
-                        suppressed, reason = True, f"{s.reason} ({s.where})"
-                        break
-                    # An unexplained suppression is refused, and the finding says why.
-                    message += (
-                        f" (the {s.where} ignoring {rule.id} gives no reason, so it does not "
-                        "suppress; add one after ' -- ')"
-                    )
+            reason, message = _suppression(nb, rule, hit) if suppress else ("", hit.message)
             findings.append(
                 Finding(
                     rule=rule.id,
@@ -95,10 +74,28 @@ def check(
                     execution_count=hit.cell.execution_count,
                     notebook=nb.name,
                     source=hit.source,
-                    suppressed=suppressed,
+                    suppressed=bool(reason),
                     reason=reason,
                     json_line=hit.cell.json_line,
                 )
             )
     findings.sort(key=lambda f: (f.cell_index, f.line, f.rule))
     return findings
+
+
+def _suppression(nb: Notebook, rule: Rule, hit: Hit) -> tuple[str, str]:
+    """Return why ``hit`` is suppressed ("" if it is not) and its message.
+
+    An unexplained suppression is refused, and the message says why.
+    """
+    message = hit.message
+    for s in [*hit.cell.suppressions, *nb.suppressions]:
+        if s.rule != rule.id or s.cell_id not in (None, hit.cell.id):
+            continue
+        if s.reason:
+            return f"{s.reason} ({s.where})", message
+        message += (
+            f" (the {s.where} ignoring {rule.id} gives no reason, so it does not "
+            "suppress; add one after ' -- ')"
+        )
+    return "", message

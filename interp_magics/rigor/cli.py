@@ -61,7 +61,7 @@ def run_notebook(path: Path, timeout: int = 600) -> dict[str, Any]:
     out = Path(work) / "ledger.json"
     load = nbformat.v4.new_code_cell("%load_ext interp_magics")
     dump = nbformat.v4.new_code_cell(
-        "import json as _json\nfrom interp_magics.magics import get_ledger as _get_ledger\n"
+        "import json as _json\nfrom interp_magics.jupyter import get_ledger as _get_ledger\n"
         f"open({str(out)!r}, 'w').write(_json.dumps(_get_ledger(get_ipython()).to_json()))"
     )
     load["id"], dump["id"] = "interp-rigor-load", "interp-rigor-dump"
@@ -82,7 +82,7 @@ def run_notebook(path: Path, timeout: int = 600) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    from .. import __version__
+    from ..version import __version__
 
     args = _parser().parse_args(argv)
     paths = list(args.paths)

@@ -114,100 +114,110 @@ def load(notebook: Any, *, name: str | None = None) -> Notebook:
     Raises :class:`NotebookError` for unreadable files, malformed JSON or a structure that is
     not a notebook.
     """
-    path = None
-    raw_text = None
-    if isinstance(notebook, (str, Path)):
-        path = Path(notebook)
-        try:
-            raw_text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise NotebookError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise NotebookError(f"{path} is not UTF-8 text; is it a notebook?") from None
-        try:
-            data = json.loads(raw_text)
-        except json.JSONDecodeError as exc:
-            raise NotebookError(
-                f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                "open it in Jupyter to repair it, or restore it from version control"
-            ) from None
-    elif isinstance(notebook, dict):
-        data = notebook
-    else:
-        raise NotebookError(f"expected a notebook path or dict, not {type(notebook).__name__}")
+    data, raw_text, path = _read(notebook)
     if not isinstance(data, dict) or not isinstance(
         data.get("cells", data.get("worksheets")), list
     ):
         raise NotebookError(f"{path or 'input'} is JSON but not a notebook (no cells)")
     if int(data.get("nbformat", 4)) < 4:
-        data = _upgrade(data)
-    cells = []
+        data = upgrade_v3(data)
     lines = _cell_lines(raw_text, len(data["cells"])) if raw_text else None
-    for i, raw in enumerate(data["cells"]):
-        if not isinstance(raw, dict):
-            continue
-        kind = str(raw.get("cell_type", "code"))
-        cell_id = str(raw.get("id") or f"cell-{i + 1}")
-        raw_meta = raw.get("metadata")
-        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        raw_tags = meta.get("tags")
-        tags = [t for t in raw_tags if isinstance(t, str)] if isinstance(raw_tags, list) else []
-        source = _source(raw.get("source"))
-        count = raw.get("execution_count")
-        cell = Cell(
-            index=i + 1,
-            id=cell_id,
-            kind=kind,
-            source=source,
-            execution_count=count if isinstance(count, int) else None,
-            outputs_text=_outputs_text(raw.get("outputs")) if kind == "code" else "",
-            tags=tags,
-            metadata=meta,
-            json_line=lines[i] if lines else 1,
-        )
-        cell.suppressions = _suppressions_in(source, cell_id)
-        for tag in tags:
-            if tag.startswith("rigor-ignore:"):
-                for rule in tag.split(":", 1)[1].split(","):
-                    cell.suppressions.append(Suppression(rule.strip(), "cell tag", "tag", cell_id))
-        own = meta.get("interp_magics")
-        ignore = own.get("ignore") if isinstance(own, dict) else None
-        for item in ignore if isinstance(ignore, list) else []:
-            if isinstance(item, dict) and "rule" in item:
-                cell.suppressions.append(
-                    Suppression(
-                        str(item["rule"]), str(item.get("reason", "")), "cell metadata", cell_id
-                    )
-                )
-        if kind == "code":
-            cell.facts = code_facts(source)
-        cells.append(cell)
+    cells = [
+        _cell(raw, i, lines[i] if lines else 1)
+        for i, raw in enumerate(data["cells"])
+        if isinstance(raw, dict)
+    ]
     nb_meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    nb_supp = []
-    rigor_meta = (
-        (nb_meta.get("interp_magics") or {}).get("rigor", {})
-        if isinstance(nb_meta.get("interp_magics"), dict)
-        else {}
-    )
+    own = nb_meta.get("interp_magics")
+    rigor_meta = (own or {}).get("rigor", {}) if isinstance(own, dict) else {}
     nb_ignore = rigor_meta.get("ignore") if isinstance(rigor_meta, dict) else None
-    for item in nb_ignore if isinstance(nb_ignore, list) else []:
-        if isinstance(item, dict) and "rule" in item:
-            nb_supp.append(
-                Suppression(
-                    str(item["rule"]),
-                    str(item.get("reason", "")),
-                    "notebook metadata",
-                    item.get("cell_id"),
-                )
-            )
     display = name or (path.name if path else "notebook")
-    return Notebook(display, cells, nb_supp, path)
+    return Notebook(display, cells, _metadata_suppressions(nb_ignore, "notebook metadata"), path)
 
 
-def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """Return a v4 notebook dict from a v3 one (nbformat's own conversion, in memory)."""
+def _read(notebook: Any) -> tuple[Any, str | None, Path | None]:
+    """Return the notebook's JSON data, its text when read from a file, and the file's path."""
+    if isinstance(notebook, dict):
+        return notebook, None, None
+    if not isinstance(notebook, (str, Path)):
+        raise NotebookError(f"expected a notebook path or dict, not {type(notebook).__name__}")
+    path = Path(notebook)
+    try:
+        raw_text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NotebookError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise NotebookError(f"{path} is not UTF-8 text; is it a notebook?") from None
+    try:
+        return json.loads(raw_text), raw_text, path
+    except json.JSONDecodeError as exc:
+        raise NotebookError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "open it in Jupyter to repair it, or restore it from version control"
+        ) from None
+
+
+def _cell(raw: dict[str, Any], i: int, json_line: int) -> Cell:
+    """Return the ``i``-th (0-based) cell of the notebook JSON, with its facts and suppressions."""
+    kind = str(raw.get("cell_type", "code"))
+    cell_id = str(raw.get("id") or f"cell-{i + 1}")
+    raw_meta = raw.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    raw_tags = meta.get("tags")
+    tags = [t for t in raw_tags if isinstance(t, str)] if isinstance(raw_tags, list) else []
+    source = _source(raw.get("source"))
+    count = raw.get("execution_count")
+    cell = Cell(
+        index=i + 1,
+        id=cell_id,
+        kind=kind,
+        source=source,
+        execution_count=count if isinstance(count, int) else None,
+        outputs_text=_outputs_text(raw.get("outputs")) if kind == "code" else "",
+        tags=tags,
+        metadata=meta,
+        json_line=json_line,
+        facts=code_facts(source) if kind == "code" else None,
+    )
+    cell.suppressions = _suppressions_in(source, cell_id)
+    for tag in tags:
+        if tag.startswith("rigor-ignore:"):
+            for rule in tag.split(":", 1)[1].split(","):
+                cell.suppressions.append(Suppression(rule.strip(), "cell tag", "tag", cell_id))
+    own = meta.get("interp_magics")
+    ignore = own.get("ignore") if isinstance(own, dict) else None
+    cell.suppressions += _metadata_suppressions(ignore, "cell metadata", cell_id)
+    return cell
+
+
+def _metadata_suppressions(
+    ignore: Any, where: str, cell_id: str | None = None
+) -> list[Suppression]:
+    """Return the suppressions of an ``ignore`` list in metadata (items ``{"rule", "reason"}``).
+
+    Items in notebook metadata name their cell with ``"cell_id"`` (or apply to every cell).
+    """
+    return [
+        Suppression(
+            str(item["rule"]), str(item.get("reason", "")), where, cell_id or item.get("cell_id")
+        )
+        for item in (ignore if isinstance(ignore, list) else [])
+        if isinstance(item, dict) and "rule" in item
+    ]
+
+
+def upgrade_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Return a v4 notebook dict from a v3 one (nbformat's own conversion, in memory).
+
+    Raises NotebookError, saying what is wrong, when ``data`` is no readable v3 notebook.
+    """
     import nbformat
 
+    worksheets = data.get("worksheets")
+    if not isinstance(worksheets, list) or not all(
+        isinstance(w, dict) and isinstance(w.get("cells", []), list) for w in worksheets
+    ):
+        raise NotebookError("this nbformat 3 notebook has no 'worksheets' list of cell lists")
     try:
         node = nbformat.from_dict(data)
         return dict(nbformat.convert(node, 4))

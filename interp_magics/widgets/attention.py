@@ -112,6 +112,11 @@ class AttentionView(FallbackWidget):
         self.on_msg(self._on_message)
 
     @classmethod
+    def for_result(cls, result: Any, **kwargs: Any) -> AttentionView:
+        """Return a view of an :class:`AttentionPatterns` result (the results' seam)."""
+        return cls.from_patterns(result, **kwargs)
+
+    @classmethod
     def from_patterns(cls, patterns: AttentionPatterns, **kwargs: Any) -> AttentionView:
         """Return a view of an :class:`~interp_magics.attention.AttentionPatterns` result."""
         return cls(patterns, **kwargs)

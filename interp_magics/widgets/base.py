@@ -33,6 +33,11 @@ class FallbackWidget(anywidget.AnyWidget):
         _attach_bundle(type(self))
         super().__init__(**kwargs)
 
+    @classmethod
+    def for_result(cls, result: Any, **kwargs: Any) -> FallbackWidget:
+        """Return a view of ``result`` (the seam results use, see ``core/display.py``)."""
+        return cls(result, **kwargs)  # type: ignore[call-arg]  # subclasses take a result
+
     # Subclasses describe themselves three ways for front ends without a live widget.
     def fallback_text(self) -> str:
         """Return a short plain-text summary that carries the key numbers."""

@@ -36,35 +36,38 @@ export class ActivationsPanel extends SessionPanel {
     if (!this.isVisible && this.node.childElementCount) {
       return;
     }
-    const header = h(
-      'header',
-      { className: 'im-panel-header' },
-      h('span', { className: 'im-panel-title' }, 'Activations'),
-      snapshot ? h('span', { className: 'im-total', 'data-bytes': snapshot.total_bytes }, formatBytes(snapshot.total_bytes)) : null
-    );
-    const body = h('div', { className: 'im-panel-body' });
-    if (!session || !link) {
-      body.append(h('p', { className: 'im-state', 'data-state': 'no-notebook' }, 'Open a notebook to see its kernel’s activations.'));
-    } else {
-      body.append(h('p', { className: 'im-notebook' }, session.panel.context.path));
-      if (snapshot) {
-        body.append(...this._contents(link));
-      } else {
-        body.append(this._state(link));
-      }
-    }
-    this.node.replaceChildren(header, body);
+    const total = snapshot
+      ? h(
+          'span',
+          { className: 'im-total', 'data-bytes': snapshot.total_bytes },
+          formatBytes(snapshot.total_bytes)
+        )
+      : null;
+    const content = link ? (snapshot ? this._contents(link) : [this._state(link)]) : null;
+    this.fill('Activations', [total], content, 'Open a notebook to see its kernel’s activations.');
   }
 
   private _state(link: KernelLink): HTMLElement {
     const box = h('div', { className: 'im-state', 'data-state': link.state });
     const text = STATE_TEXT[link.state] ?? link.message;
-    box.append(h('p', {}, text.charAt(0).toUpperCase() + text.slice(1) + (text.endsWith('.') || text.endsWith('…') ? '' : '.')));
+    box.append(
+      h(
+        'p',
+        {},
+        text.charAt(0).toUpperCase() +
+          text.slice(1) +
+          (text.endsWith('.') || text.endsWith('…') ? '' : '.')
+      )
+    );
     if (link.state === 'not-loaded') {
       box.append(
         h(
           'button',
-          { className: 'im-button im-load', type: 'button', onclick: () => void link.loadExtension() },
+          {
+            className: 'im-button im-load',
+            type: 'button',
+            onclick: () => void link.loadExtension()
+          },
           'Run %load_ext interp_magics'
         )
       );
@@ -78,15 +81,35 @@ export class ActivationsPanel extends SessionPanel {
     const freed = link.lastFreed;
     if (freed) {
       out.push(
-        h('p', { className: `im-freed${freed.ok ? '' : ' im-warn'}`, role: 'status', 'data-name': freed.name }, freed.message)
+        h(
+          'p',
+          {
+            className: `im-freed${freed.ok ? '' : ' im-warn'}`,
+            role: 'status',
+            'data-name': freed.name
+          },
+          freed.message
+        )
       );
     }
     if (link.fallback) {
-      out.push(h('p', { className: 'im-note' }, 'Another view of this kernel holds its live link; this list refreshes after each cell.'));
+      out.push(
+        h(
+          'p',
+          { className: 'im-note' },
+          'Another view of this kernel holds its live link; this list refreshes after each cell.'
+        )
+      );
     }
     out.push(h('h3', { className: 'im-section' }, `Caches (${snapshot.caches.length})`));
     if (!snapshot.caches.length) {
-      out.push(h('p', { className: 'im-empty' }, 'No activation caches yet: capture some with %%activations.'));
+      out.push(
+        h(
+          'p',
+          { className: 'im-empty' },
+          'No activation caches yet: capture some with %%activations.'
+        )
+      );
     }
     for (const cache of snapshot.caches) {
       out.push(this._cache(link, cache, snapshot.busy));
@@ -124,14 +147,20 @@ export class ActivationsPanel extends SessionPanel {
         'summary',
         {},
         h('span', { className: 'im-name' }, cache.name),
-        h('span', { className: 'im-meta' }, `${cache.tensors} tensors · ${cache.dtypes.join(', ')} · ${cache.devices.join(', ')}`),
+        h(
+          'span',
+          { className: 'im-meta' },
+          `${cache.tensors} tensors · ${cache.dtypes.join(', ')} · ${cache.devices.join(', ')}`
+        ),
         h('span', { className: 'im-bytes' }, formatBytes(cache.bytes)),
         h(
           'button',
           {
             className: 'im-button im-free',
             type: 'button',
-            title: busy ? 'A cell is running' : `Delete ${cache.name} in the kernel and give its memory back`,
+            title: busy
+              ? 'A cell is running'
+              : `Delete ${cache.name} in the kernel and give its memory back`,
             disabled: busy || link.fallback,
             onclick: (event: Event) => {
               event.preventDefault();
@@ -144,10 +173,23 @@ export class ActivationsPanel extends SessionPanel {
       h(
         'table',
         { className: 'im-entries' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'tensor'), h('th', {}, 'shape'), h('th', {}, 'dtype'), h('th', {}, 'bytes'))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', {}, 'tensor'),
+            h('th', {}, 'shape'),
+            h('th', {}, 'dtype'),
+            h('th', {}, 'bytes')
+          )
+        ),
         h('tbody', {}, ...rows)
       ),
-      cache.truncated ? h('p', { className: 'im-note' }, `first ${entries.length} of ${cache.tensors} tensors`) : null
+      cache.truncated
+        ? h('p', { className: 'im-note' }, `first ${entries.length} of ${cache.tensors} tensors`)
+        : null
     );
     if (this._open.has(cache.name)) {
       details.setAttribute('open', '');
@@ -167,7 +209,11 @@ export class ActivationsPanel extends SessionPanel {
       'div',
       { className: 'im-model', 'data-name': model.name },
       h('span', { className: 'im-name' }, model.name),
-      h('span', { className: 'im-meta' }, `${model.class} · ${model.parameters.toLocaleString()} parameters · ${model.dtype} · ${model.device}`),
+      h(
+        'span',
+        { className: 'im-meta' },
+        `${model.class} · ${model.parameters.toLocaleString()} parameters · ${model.dtype} · ${model.device}`
+      ),
       h('span', { className: 'im-bytes' }, formatBytes(model.bytes))
     );
   }

@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
  * names and module paths come from notebooks and kernels.
  */
 
-type Child = Node | string | number | null | undefined | false;
+export type Child = Node | string | number | null | undefined | false;
 
 export interface IAttrs {
   [name: string]: string | number | boolean | undefined | ((event: Event) => void);

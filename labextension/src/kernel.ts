@@ -30,8 +30,7 @@ export type KernelState =
   | 'dead'
   | 'error';
 
-const SNAPSHOT_EXPRESSION =
-  "__import__('interp_magics.kernel_bridge').kernel_bridge.snapshot_display()";
+const SNAPSHOT_EXPRESSION = "__import__('interp_magics.jupyter').jupyter.snapshot_display()";
 
 export class KernelLink implements IDisposable {
   constructor(sessionContext: ISessionContext) {
@@ -142,10 +141,9 @@ export class KernelLink implements IDisposable {
       return;
     }
     this._set('starting', 'waiting for the kernel');
-    let language = '';
+    let language: string;
     try {
-      const info = await kernel.info;
-      language = info.language_info.name;
+      language = (await kernel.info).language_info.name;
     } catch {
       return; // the kernel went away; a status change binds again
     }
@@ -153,7 +151,10 @@ export class KernelLink implements IDisposable {
       return;
     }
     if (language.toLowerCase() !== 'python') {
-      this._set('not-python', `this notebook’s kernel runs ${language}; interp-magics needs Python`);
+      this._set(
+        'not-python',
+        `this notebook’s kernel runs ${language}; interp-magics needs Python`
+      );
       return;
     }
     await this._open();
@@ -218,8 +219,7 @@ export class KernelLink implements IDisposable {
       const reply = await future.done;
       this._ownRequests.delete(future.msg.header.msg_id);
       const expr = (reply.content as KernelMessage.IExecuteReply).user_expressions?.im as
-        | { status: string; data?: Record<string, unknown> }
-        | undefined;
+        { status: string; data?: Record<string, unknown> } | undefined;
       if (!expr || expr.status !== 'ok' || !expr.data) {
         this._set('not-loaded', this._notLoadedMessage());
         return;

@@ -46,8 +46,98 @@ export interface ISnapshot {
   caches: ICacheSummary[];
   models: IModelSummary[];
   total_bytes: number;
-  ledger: { schema: number; entries: unknown[] } | null;
+  ledger: ILedger | null;
 }
+
+/**
+ * The kernel's ledger: one entry per analysis, as `interp_magics/core/records.py` defines
+ * them (a test checks these interfaces against the JSON schema generated from the records).
+ */
+export interface ILedger {
+  schema: number;
+  entries: ILedgerEntry[];
+}
+
+/** The fields the ledger adds to every record: which cell ran it, and when. */
+export interface ILedgerContext {
+  cell_id: string | null;
+  source_sha1: string | null;
+  execution_count: number | null;
+  time: number | null;
+}
+
+/** A control a probe ran with (`CONTROLS` in records.py). */
+export type ControlName =
+  'shuffled' | 'random_features' | 'majority' | 'control_task' | 'control_representation';
+
+export interface ICaptureRecord extends ILedgerContext {
+  kind: 'capture';
+  model: string;
+  patterns: string[];
+  tensors: number;
+  bytes: number;
+  dtype: string | null;
+  positions: number[] | null;
+  grad: boolean;
+}
+
+export interface IPatchRecord extends ILedgerContext {
+  kind: 'patch';
+  method: string;
+  direction: string;
+  site: string;
+  by: string[];
+  metric: string;
+  corruption: string;
+  cells: number;
+  verified: number;
+  normalised: boolean;
+}
+
+export interface IAblationRecord extends ILedgerContext {
+  kind: 'ablation';
+  ablation: string;
+  site: string;
+  by: string[];
+  metric: string;
+  cells: number;
+}
+
+export interface IProbeRecord extends ILedgerContext {
+  kind: 'probe';
+  estimator: string;
+  controls: ControlName[];
+  n_permutations: number;
+  p_values: number;
+  corrected: boolean;
+  seed: number | null;
+  correction: string | null;
+  accuracy: number | null;
+  layers: number;
+}
+
+export interface IStatTestRecord extends ILedgerContext {
+  kind: 'statistical_test';
+  test: string;
+  p_values: number;
+  corrected: boolean;
+  correction: string | null;
+}
+
+export interface IInterventionRecord extends ILedgerContext {
+  kind: 'intervention';
+  edits: number;
+  sites: string[];
+  operations: string[];
+}
+
+export type ILedgerEntry =
+  | ICaptureRecord
+  | IPatchRecord
+  | IAblationRecord
+  | IProbeRecord
+  | IStatTestRecord
+  | IInterventionRecord;
 
 export interface IFreed {
   v: number;

@@ -179,12 +179,12 @@ export class RigorLink implements IDisposable {
 
   /** Suppress `finding` in its cell's metadata with `reason` (the notebook becomes dirty). */
   ignore(finding: IFinding, reason: string): boolean {
-    const cell = this._cellModel(finding.cell_id);
+    const found = this._metadata(finding);
     const why = reason.trim();
-    if (!cell || !why) {
+    if (!found || !why) {
       return false;
     }
-    const current = (cell.getMetadata(METADATA_KEY) ?? {}) as Record<string, unknown>;
+    const { cell, current } = found;
     const ignore = ignoreList(current).filter(i => i.rule !== finding.rule);
     ignore.push({ rule: finding.rule, reason: why });
     cell.setMetadata(METADATA_KEY, { ...current, ignore });
@@ -194,11 +194,11 @@ export class RigorLink implements IDisposable {
 
   /** Remove the cell-metadata suppression of `finding`'s rule in its cell. */
   unignore(finding: IFinding): boolean {
-    const cell = this._cellModel(finding.cell_id);
-    if (!cell) {
+    const found = this._metadata(finding);
+    if (!found) {
       return false;
     }
-    const current = (cell.getMetadata(METADATA_KEY) ?? {}) as Record<string, unknown>;
+    const { cell, current } = found;
     const ignore = ignoreList(current).filter(i => i.rule !== finding.rule);
     const rest = { ...current };
     delete rest.ignore;
@@ -216,12 +216,8 @@ export class RigorLink implements IDisposable {
 
   /** Whether `finding` is suppressed by this cell's metadata (so the panel can un-ignore it). */
   ignoredInMetadata(finding: IFinding): boolean {
-    const cell = this._cellModel(finding.cell_id);
-    if (!cell) {
-      return false;
-    }
-    const current = (cell.getMetadata(METADATA_KEY) ?? {}) as Record<string, unknown>;
-    return ignoreList(current).some(i => i.rule === finding.rule);
+    const found = this._metadata(finding);
+    return !!found && ignoreList(found.current).some(i => i.rule === finding.rule);
   }
 
   dispose(): void {
@@ -233,11 +229,11 @@ export class RigorLink implements IDisposable {
     Signal.clearData(this);
   }
 
-  private _cellModel(id: string) {
-    const model = this._panel.context.model;
-    for (const cell of model.cells) {
-      if (cell.id === id) {
-        return cell;
+  /** Return the finding's cell with its interp_magics metadata, or null when the cell is gone. */
+  private _metadata(finding: IFinding) {
+    for (const cell of this._panel.context.model.cells) {
+      if (cell.id === finding.cell_id) {
+        return { cell, current: (cell.getMetadata(METADATA_KEY) ?? {}) as Record<string, unknown> };
       }
     }
     return null;

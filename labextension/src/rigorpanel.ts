@@ -5,6 +5,7 @@
 
 import { h, setTabData } from './dom';
 import { IFinding } from './protocol';
+import { RigorLink } from './rigor';
 import { SessionPanel } from './sessionpanel';
 import { NotebookSession, Sessions } from './sessions';
 
@@ -38,39 +39,35 @@ export class RigorPanel extends SessionPanel {
     if (!this.isVisible && this.node.childElementCount) {
       return;
     }
-    const header = h(
-      'header',
-      { className: 'im-panel-header' },
-      h('span', { className: 'im-panel-title' }, 'Rigor'),
+    const count = [
       h('span', { className: 'im-count', 'data-count': open }, String(open)),
       h('span', { className: 'im-count-label' }, open === 1 ? 'open finding' : 'open findings')
-    );
-    const body = h('div', { className: 'im-panel-body' });
-    if (!session || !rigor) {
-      body.append(h('p', { className: 'im-state', 'data-state': 'no-notebook' }, 'Open a notebook to check it.'));
-    } else {
-      body.append(
-        h('p', { className: 'im-notebook' }, session.panel.context.path),
-        h(
-          'p',
-          { className: 'im-state', 'data-state': rigor.state },
-          rigor.state === 'checking' && rigor.findings.length === 0
-            ? 'checking…'
-            : rigor.state === 'ready' || rigor.state === 'checking'
-              ? rigor.summary || 'no findings'
-              : rigor.message
-        )
-      );
-      if (rigor.message && (rigor.state === 'ready' || rigor.state === 'checking')) {
-        body.append(h('p', { className: 'im-note' }, rigor.message));
-      }
-      body.append(this._list(session, rigor.findings));
-    }
-    this.node.replaceChildren(header, body);
+    ];
+    const content = session && rigor ? this._content(session, rigor) : null;
+    this.fill('Rigor', count, content, 'Open a notebook to check it.');
     if (this._form?.isConnected && (typing || this._focusForm)) {
       this._form.querySelector('input')?.focus();
       this._focusForm = false;
     }
+  }
+
+  private _content(session: NotebookSession, rigor: RigorLink): HTMLElement[] {
+    const content = [
+      h(
+        'p',
+        { className: 'im-state', 'data-state': rigor.state },
+        rigor.state === 'checking' && rigor.findings.length === 0
+          ? 'checking…'
+          : rigor.state === 'ready' || rigor.state === 'checking'
+            ? rigor.summary || 'no findings'
+            : rigor.message
+      )
+    ];
+    if (rigor.message && (rigor.state === 'ready' || rigor.state === 'checking')) {
+      content.push(h('p', { className: 'im-note' }, rigor.message));
+    }
+    content.push(this._list(session, rigor.findings));
+    return content;
   }
 
   private _list(session: NotebookSession, findings: IFinding[]): HTMLElement {
@@ -149,7 +146,11 @@ export class RigorPanel extends SessionPanel {
         row.append(
           h(
             'button',
-            { className: 'im-button im-unignore', type: 'button', onclick: () => rigor.unignore(f) },
+            {
+              className: 'im-button im-unignore',
+              type: 'button',
+              onclick: () => rigor.unignore(f)
+            },
             'Un-ignore'
           )
         );

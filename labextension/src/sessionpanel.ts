@@ -1,11 +1,13 @@
 /**
  * What both sidebar panels share: they follow the notebook in focus, re-render when its
- * session changes, and skip rendering while hidden (rendering again when shown).
+ * session changes, skip rendering while hidden (rendering again when shown), and lay out the
+ * same frame (a header with the panel's title, a body naming the notebook).
  */
 
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { Child, h } from './dom';
 import { NotebookSession, Sessions } from './sessions';
 
 export interface IPanelOptions {
@@ -46,6 +48,30 @@ export abstract class SessionPanel extends Widget {
 
   /** Rebuild the panel's content from the current session. */
   protected abstract render(): void;
+
+  /**
+   * Replace the panel's content: a header (the panel's title, then `extra`) over a body. The
+   * body names the notebook in focus, then holds `content`; with no notebook (`content` null)
+   * it holds `noNotebook`, saying what opening one would show.
+   */
+  protected fill(title: string, extra: Child[], content: Node[] | null, noNotebook: string): void {
+    const header = h(
+      'header',
+      { className: 'im-panel-header' },
+      h('span', { className: 'im-panel-title' }, title),
+      ...extra
+    );
+    const body = h('div', { className: 'im-panel-body' });
+    if (!this._session || !content) {
+      body.append(h('p', { className: 'im-state', 'data-state': 'no-notebook' }, noNotebook));
+    } else {
+      body.append(
+        h('p', { className: 'im-notebook' }, this._session.panel.context.path),
+        ...content
+      );
+    }
+    this.node.replaceChildren(header, body);
+  }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);

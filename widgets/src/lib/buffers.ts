@@ -24,7 +24,8 @@ export function maxError(scale: number): number {
 /** Return a float32 binary trait as a Float32Array (copied when the view is not 4-byte aligned). */
 export function floats(value: Binary): Float32Array {
   const b = bytes(value);
-  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, Math.floor(b.byteLength / 4));
+  if (b.byteOffset % 4 === 0)
+    return new Float32Array(b.buffer, b.byteOffset, Math.floor(b.byteLength / 4));
   const copy = b.slice();
   return new Float32Array(copy.buffer, 0, Math.floor(copy.byteLength / 4));
 }

@@ -1,11 +1,11 @@
 // Colour lookup: the Python side sends one 256 x RGB table (from a matplotlib colormap), so the
 // live view and the static PNG use the same colours.
 
-export type Contrast = "linear" | "sqrt";
+export type Contrast = 'linear' | 'sqrt';
 
 /** Return the lookup-table index for a code (0..255 of the colour range) under a contrast. */
 export function lutIndex(code: number, contrast: Contrast): number {
-  if (contrast === "sqrt") return Math.round(Math.sqrt(code / 255) * 255);
+  if (contrast === 'sqrt') return Math.round(Math.sqrt(code / 255) * 255);
   return code;
 }
 
@@ -26,7 +26,7 @@ export function cssColor(lut: Uint8Array, index: number): string {
 export function inkFor(lut: Uint8Array, index: number): string {
   const i = Math.max(0, Math.min(255, index)) * 3;
   const luminance = 0.2126 * lut[i] + 0.7152 * lut[i + 1] + 0.0722 * lut[i + 2];
-  return luminance > 140 ? "#111" : "#fff";
+  return luminance > 140 ? '#111' : '#fff';
 }
 
 /** Return the LUT row of a signed value on a diverging scale centred on 0 over [-vmax, vmax]. */

@@ -31,7 +31,7 @@ export function moveCursor(
   cursor: [number, number],
   key: string,
   rows: number,
-  cols: number,
+  cols: number
 ): [number, number] | null {
   const [r, c] = cursor;
   const moves: Record<string, [number, number]> = {
@@ -40,7 +40,7 @@ export function moveCursor(
     ArrowLeft: [r, c - 1],
     ArrowRight: [r, c + 1],
     Home: [r, 0],
-    End: [r, cols - 1],
+    End: [r, cols - 1]
   };
   const next = moves[key];
   if (!next) return null;

@@ -11,8 +11,20 @@ export interface PaintOptions {
 
 export const PAD_RGB: [number, number, number] = [170, 170, 170];
 
+/** Write the colour at `rgb[at..at+2]`, opaque, into the pixel at byte `p` of `out`. */
+function putRgb(out: Uint8ClampedArray, p: number, rgb: ArrayLike<number>, at: number): void {
+  out[p] = rgb[at];
+  out[p + 1] = rgb[at + 1];
+  out[p + 2] = rgb[at + 2];
+  out[p + 3] = 255;
+}
+
 /** Return RGBA pixels for an n x n matrix of codes (row = query, column = key). */
-export function paintMatrix(codes: Uint8Array, n: number, opts: PaintOptions): Uint8ClampedArray<ArrayBuffer> {
+export function paintMatrix(
+  codes: Uint8Array,
+  n: number,
+  opts: PaintOptions
+): Uint8ClampedArray<ArrayBuffer> {
   const out = new Uint8ClampedArray(n * n * 4);
   const scale = opts.codeScale ?? 1;
   for (let q = 0; q < n; q++) {
@@ -21,18 +33,11 @@ export function paintMatrix(codes: Uint8Array, n: number, opts: PaintOptions): U
       const p = (q * n + k) * 4;
       if (opts.causal && k > q) continue; // transparent
       if (padQ || (opts.pad && opts.pad[k] === 1)) {
-        out[p] = PAD_RGB[0];
-        out[p + 1] = PAD_RGB[1];
-        out[p + 2] = PAD_RGB[2];
-        out[p + 3] = 255;
+        putRgb(out, p, PAD_RGB, 0);
         continue;
       }
       const code = Math.min(255, Math.round(codes[q * n + k] * scale));
-      const li = opts.index[code] * 3;
-      out[p] = opts.lut[li];
-      out[p + 1] = opts.lut[li + 1];
-      out[p + 2] = opts.lut[li + 2];
-      out[p + 3] = 255;
+      putRgb(out, p, opts.lut, opts.index[code] * 3);
     }
   }
   return out;
@@ -45,14 +50,10 @@ export function paintStrip(codes: Uint8Array, opts: PaintOptions): Uint8ClampedA
   for (let k = 0; k < n; k++) {
     const p = k * 4;
     if (opts.pad && opts.pad[k] === 1) {
-      out.set([...PAD_RGB, 255], p);
+      putRgb(out, p, PAD_RGB, 0);
       continue;
     }
-    const li = opts.index[codes[k]] * 3;
-    out[p] = opts.lut[li];
-    out[p + 1] = opts.lut[li + 1];
-    out[p + 2] = opts.lut[li + 2];
-    out[p + 3] = 255;
+    putRgb(out, p, opts.lut, opts.index[codes[k]] * 3);
   }
   return out;
 }
@@ -78,8 +79,11 @@ export function poolMax(codes: Uint8Array, bins: number): Uint8Array {
 /** Return `bins` flags: a bin is padding when every position in it is (no real token pools in). */
 export function poolPad(pad: Uint8Array, bins: number): Uint8Array {
   if (pad.length <= bins) return pad;
-  const real = poolMax(pad.map((p) => (p === 1 ? 0 : 1)), bins);
-  return real.map((r) => (r === 0 ? 1 : 0));
+  const real = poolMax(
+    pad.map(p => (p === 1 ? 0 : 1)),
+    bins
+  );
+  return real.map(r => (r === 0 ? 1 : 0));
 }
 
 /** Return true when any painted pixel differs from fully transparent. */

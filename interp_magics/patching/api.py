@@ -1,0 +1,267 @@
+"""The two public entry points: :func:`activation_patch` and :func:`ablate`.
+
+Each checks every input first (:mod:`.inputs`), then runs the unpatched reference runs
+(:mod:`.sweep`), the sweep itself (:mod:`.exact` or :mod:`.attribution`), builds the
+:class:`~.result.PatchResult` and records what was done in the kernel's ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core import events
+from ..core.records import AblationRecord, PatchRecord
+from .attribution import attribution_sweep, verification_summary, verify_top_cells
+from .corruption import ablation_source, corruption_hooks
+from .exact import exact_sweep
+from .inputs import (
+    PatchingError,
+    ablation_metric,
+    as_batch,
+    checked_sweep,
+    model_tokenizer,
+    paired_batches,
+    patch_metric,
+    sweep_axes,
+)
+from .result import PatchResult, axis_labels
+from .runner import Hook
+from .sweep import BATCH_TOKENS, Run, Sweep, reference_run
+
+
+def activation_patch(
+    model: nn.Module,
+    clean: Any,
+    corrupt: Any = None,
+    metric: Any = None,
+    *,
+    site: str = "resid_pre",
+    by: Sequence[str] | str = ("layer", "pos"),
+    method: str = "exact",
+    direction: str = "denoising",
+    layers: Sequence[int] | None = None,
+    noise: float | None = None,
+    noise_positions: Sequence[int] | None = None,
+    seed: int = 0,
+    verify_top: int = 0,
+    tokenizer: Any = None,
+    batch_tokens: int = BATCH_TOKENS,
+    progress: bool = True,
+) -> PatchResult:
+    """Return the effect on ``metric`` of patching ``site`` cell by cell between two runs.
+
+    Args:
+        model: a HuggingFace GPT-2, GPT-NeoX/Pythia, Llama-family or BERT-family model.
+        clean, corrupt: tokenizer outputs or token-id tensors of equal shape (symmetric token
+            replacement: each corrupted prompt tokenises to the same length as its clean one).
+            With ``noise`` instead of ``corrupt``, the corrupted run is the clean input with
+            Gaussian noise on the token embeddings.
+        metric: ``logit_diff(correct, wrong)``, ``logprob(answer)``, ``kl_to_clean()`` or a
+            function ``logits [batch, pos, vocab] -> [batch]``.
+        site: ``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out``, or ``head_out``.
+        by: the axes of the sweep: ``("layer", "pos")``, ``("layer",)``, ``("layer", "head")``
+            or ``("layer", "head", "pos")`` (heads patch ``head_out``).
+        method: ``"exact"`` (every cell patched and run) or ``"attribution"`` (gradient
+            approximation from two forwards and one backward).
+        direction: ``"denoising"`` (run corrupted, patch clean in) or ``"noising"`` (run
+            clean, patch corrupted in).
+        layers: restrict the sweep to these layers.
+        noise: standard deviation of the embedding noise, in units of the embeddings' own
+            standard deviation (3 is the usual choice); ``noise_positions`` limits it to those
+            token positions (default: every real token). ``seed`` fixes the noise.
+        verify_top: with ``method="attribution"``, exactly patch the k cells of largest
+            magnitude and report how well the approximation ranked them.
+        tokenizer: for token labels on the position axis (default: ``model.tokenizer`` when
+            the model carries one, as TransformerLens models and ``toy.load()`` do).
+        batch_tokens: how many tokens one stacked forward may hold (memory knob).
+        progress: show a progress bar with ETA.
+
+    Values are normalised so the corrupted run scores 0 and the clean run 1 (batch means first,
+    then rescaled); raw and per-example values are kept too.
+    """
+    metric_obj = patch_metric(metric, method, direction, verify_top)
+    site, axes = sweep_axes(site, by)
+    clean_b, corrupt_b = paired_batches(clean, corrupt, noise)
+    sweep = checked_sweep(model, metric_obj, clean_b, site, axes, layers, batch_tokens, progress)
+    clean_b, corrupt_b = sweep.on_device(clean_b), sweep.on_device(corrupt_b)
+    hooks, corruption = corruption_hooks(sweep.runner, clean_b, noise, noise_positions, seed)
+    # Every check has passed: now the runs (clean first, so kl_to_clean has its reference).
+    clean_run = reference_run(sweep, clean_b, keep_logprobs=metric_obj.needs_clean_distribution())
+    corrupt_run = reference_run(sweep, corrupt_b, hooks=hooks)
+    per_example, verification = _patched(
+        sweep, (clean_run, corrupt_run), hooks, method, direction, verify_top
+    )
+    other = corrupt_b if corrupt is not None else None
+    labels = axis_labels(sweep, clean_b, other, model_tokenizer(model, tokenizer))
+    return _patch_result(
+        sweep,
+        (clean_run, corrupt_run),
+        per_example,
+        labels,
+        verification,
+        method=method,
+        direction=direction,
+        corruption=corruption,
+        verify_top=verify_top,
+    )
+
+
+def _patched(
+    sweep: Sweep,
+    runs: tuple[Run, Run],
+    noise_hooks: list[Hook],
+    method: str,
+    direction: str,
+    verify_top: int,
+) -> tuple[torch.Tensor, dict[str, Any] | None]:
+    """Return the per-example metric of every patched cell and, with ``verify_top``, its check.
+
+    ``runs`` are the clean and corrupted reference runs. Denoising runs the corrupted input (with
+    its noise) and patches clean activations in; noising runs the clean input and patches
+    corrupted activations in.
+    """
+    clean_run, corrupt_run = runs
+    denoising = direction == "denoising"
+    base, source = (corrupt_run, clean_run) if denoising else (clean_run, corrupt_run)
+    if method == "exact":
+        return exact_sweep(sweep, base, source.site), None
+    contrib = attribution_sweep(sweep, base.batch, source.site, noise_hooks if denoising else [])
+    per_example = base.values + contrib
+    if not verify_top:
+        return per_example, None
+    return per_example, verify_top_cells(sweep, base, source.site, per_example, verify_top)
+
+
+def _patch_result(
+    sweep: Sweep,
+    runs: tuple[Run, Run],
+    per_example: torch.Tensor,
+    labels: dict[str, list[str]],
+    verification: dict[str, Any] | None,
+    *,
+    method: str,
+    direction: str,
+    corruption: str,
+    verify_top: int,
+) -> PatchResult:
+    """Return the result of a patching sweep, normalised, and record the sweep in the ledger.
+
+    ``runs`` are the clean and corrupted reference runs: values are batch means rescaled so the
+    corrupted run scores 0 and the clean run 1 (raw differences when the two are equal).
+    """
+    clean_run, corrupt_run = runs
+    clean_mean, corrupt_mean = float(clean_run.values.mean()), float(corrupt_run.values.mean())
+    raw = per_example.mean(-1)
+    span = clean_mean - corrupt_mean
+    notes = []
+    normalised = abs(span) > 1e-12
+    values = (raw - corrupt_mean) / span if normalised else raw - corrupt_mean
+    if not normalised:
+        notes.append(
+            "clean and corrupted baselines are equal, so values are raw differences from the "
+            "corrupted run"
+        )
+    if verification is not None:
+        verification["summary"] = verification_summary(verification, span if normalised else 1.0)
+    site, axes, metric = sweep.site, sweep.axes, sweep.metric
+    result = PatchResult(
+        values=values,
+        raw=raw,
+        per_example=per_example,
+        axes=axes,
+        labels=labels,
+        metric=metric.name,
+        site=site,
+        method=method,
+        direction=direction,
+        corruption=corruption,
+        clean_baseline=clean_mean,
+        corrupt_baseline=corrupt_mean,
+        clean_per_example=clean_run.values,
+        corrupt_per_example=corrupt_run.values,
+        normalised=normalised,
+        verification=verification,
+        notes=notes,
+    )
+    events.emit(
+        PatchRecord(
+            method=method,
+            direction=direction,
+            site=site,
+            by=list(axes),
+            metric=metric.name,
+            corruption=corruption,
+            cells=int(values.numel()),
+            verified=int(verify_top),
+            normalised=normalised,
+        )
+    )
+    return result
+
+
+def ablate(
+    model: nn.Module,
+    inputs: Any,
+    sites: str = "attn_out",
+    kind: str = "zero",
+    *,
+    metric: Any = None,
+    by: Sequence[str] | str = ("layer",),
+    layers: Sequence[int] | None = None,
+    seed: int = 0,
+    tokenizer: Any = None,
+    batch_tokens: int = BATCH_TOKENS,
+    progress: bool = True,
+) -> PatchResult:
+    """Return the change in ``metric`` when each cell of ``sites`` is ablated.
+
+    ``kind``: ``"zero"`` (replace by zeros), ``"mean"`` (by the batch mean at each position,
+    over real tokens), or ``"resample"`` (by the activation of another example of the batch,
+    a fixed derangement from ``seed``). Values are ``metric(ablated) - metric(clean)``: negative
+    where the component is necessary for what the metric measures.
+    """
+    metric_obj = ablation_metric(metric, kind)
+    site, axes = sweep_axes(sites, by)
+    batch = as_batch(inputs, "inputs")
+    if kind == "resample" and batch["input_ids"].shape[0] < 2:
+        raise PatchingError(
+            "resample ablation takes activations from other examples: give at least 2"
+        )
+    sweep = checked_sweep(model, metric_obj, batch, site, axes, layers, batch_tokens, progress)
+    batch = sweep.on_device(batch)
+    run = reference_run(sweep, batch, keep_logprobs=metric_obj.needs_clean_distribution())
+    source = ablation_source(run, kind, seed)
+    per_example = exact_sweep(sweep, run, source, desc=f"{kind} ablation")
+    raw = per_example.mean(-1)
+    clean_mean = float(run.values.mean())
+    result = PatchResult(
+        values=raw - clean_mean,
+        raw=raw,
+        per_example=per_example,
+        axes=axes,
+        labels=axis_labels(sweep, batch, None, model_tokenizer(model, tokenizer)),
+        metric=metric_obj.name,
+        site=site,
+        method=f"{kind}-ablation",
+        direction=None,
+        corruption=f"{kind} ablation" + (f" (seed {seed})" if kind == "resample" else ""),
+        clean_baseline=clean_mean,
+        corrupt_baseline=None,
+        clean_per_example=run.values,
+        corrupt_per_example=None,
+        normalised=False,
+    )
+    events.emit(
+        AblationRecord(
+            ablation=kind,
+            site=site,
+            by=list(axes),
+            metric=metric_obj.name,
+            cells=int(result.values.numel()),
+        )
+    )
+    return result

@@ -1,0 +1,327 @@
+"""Running a model from a given layer, with activations patched in, scored by a metric.
+
+This is what makes patching sweeps fast without changing the model's own code path:
+
+- blocks before the start layer are skipped (their ``forward`` temporarily returns its input)
+  and the start block's input is replaced by a cached residual stream, so a cell patched at
+  layer ``L`` never recomputes layers ``0..L-1``;
+- many patched copies are stacked along the batch dimension and run at once;
+- the unembedding is computed only at the position each example is scored at, and only for
+  the vocabulary rows the metric reads.
+
+Everything installed (hooks, the temporary ``forward`` overrides) is owned by a
+:class:`~interp_magics.core.hooks.HookSet` and removed in ``finally``, also on KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.adapters import Adapter, adapter_for
+from ..core.errors import CaptureError
+from ..core.hooks import HookSet
+from ..core.outputs import select_tensor
+from .metrics import CallableMetric, Metric
+
+Batch = dict[str, torch.Tensor]
+#: A hook to install for one run: ``(module, "forward" | "forward_pre", fn)``.
+Hook = tuple[nn.Module, str, Any]
+
+#: Sites a patching sweep can patch.
+PATCH_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "head_out")
+
+
+@dataclass
+class Patch:
+    """Replacement values for some rows of a stacked batch at one site of one layer.
+
+    Row ``rows[i]`` gets ``values[i]`` at position ``positions[i]`` (every position when
+    ``positions`` is None) and, for ``head_out``, in head ``heads[i]``.
+    """
+
+    site: str
+    layer: int
+    rows: torch.Tensor
+    values: torch.Tensor
+    positions: torch.Tensor | None = None
+    heads: torch.Tensor | None = None
+
+    def apply(self, x: torch.Tensor, n_heads: int | None = None) -> torch.Tensor:
+        """Return a copy of ``x`` ``[rows, pos, ...]`` with the patch written in."""
+        out = x.clone()
+        target = out
+        if self.heads is not None:
+            if target.ndim == 3:  # [N, T, H*dh] -> a view [N, T, H, dh]
+                assert n_heads is not None
+                target = target.view(target.shape[0], target.shape[1], n_heads, -1)
+            if self.positions is None:
+                target[self.rows, :, self.heads] = self.values.to(target.dtype)
+            else:
+                target[self.rows, self.positions, self.heads] = self.values.to(target.dtype)
+        elif self.positions is None:
+            target[self.rows] = self.values.to(target.dtype)
+        else:
+            target[self.rows, self.positions] = self.values.to(target.dtype)
+        return out
+
+
+class _ForwardOverride:
+    """A temporary instance-level ``forward`` of a module; ``remove()`` restores the class one."""
+
+    def __init__(self, module: nn.Module, forward: Any) -> None:
+        self.module = module
+        module.forward = forward
+
+    def remove(self) -> None:
+        if "forward" in self.module.__dict__:
+            del self.module.forward
+
+
+class Runner:
+    """Runs ``model`` (a HuggingFace-style model with an adapter) for patching and ablation."""
+
+    def __init__(self, model: nn.Module, metric: Metric) -> None:
+        adapter = adapter_for(model)
+        if adapter is None or not hasattr(adapter, "spec"):
+            raise CaptureError(
+                f"patching needs a model whose blocks interp-magics knows (GPT-2, GPT-NeoX/Pythia, "
+                f"Llama-family, BERT-family HuggingFace models); {type(model).__name__} is not one"
+            )
+        self.model = model
+        self.adapter: Adapter = adapter
+        self.metric = metric
+        self.device = next(model.parameters()).device
+        get_out = getattr(model, "get_output_embeddings", None)
+        self.unembed: nn.Module | None = get_out() if callable(get_out) else None
+        self.block_output_len: int | None = None  # learned from a real run: tensor or tuple
+        self.clean_logprobs: torch.Tensor | None = None
+        self.cache_kwarg = self._cache_kwarg()
+        self.last_cache: Any = None
+
+    def _cache_kwarg(self) -> str | None:
+        """Return the keyword that passes a KV cache to the model, if prefix reuse is safe."""
+        spec = getattr(self.adapter, "spec", None)
+        if not getattr(spec, "causal", False) or isinstance(self.metric, CallableMetric):
+            return None  # a function of all logits must see every position
+        config = getattr(self.model, "config", None)
+        if getattr(config, "sliding_window", None) or getattr(config, "layer_types", None):
+            return None  # windowed or mixed attention layers need their own cache layouts
+        params = inspect.signature(self.model.forward).parameters
+        for name in ("cache", "past_key_values"):
+            if name in params:
+                return name
+        return None
+
+    # -- structure ------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return self.adapter.n_layers
+
+    @property
+    def n_heads(self) -> int:
+        return self.adapter.n_heads
+
+    def module(self, site: str, layer: int) -> tuple[nn.Module, str, Any]:
+        """Return ``(module, io, select)`` where ``site`` lives at ``layer``."""
+        target = self.adapter.target(site, layer)
+        return self.model.get_submodule(target.path), target.io, target.select
+
+    def embedding(self) -> nn.Module:
+        """Return the token embedding module (where Gaussian-noise corruption is added)."""
+        get_in = getattr(self.model, "get_input_embeddings", None)
+        module = get_in() if callable(get_in) else None
+        if not isinstance(module, nn.Module):
+            raise CaptureError(f"{type(self.model).__name__} has no input embedding module")
+        return module
+
+    # -- running ----------------------------------------------------------------------------
+    def run(
+        self,
+        batch: Batch,
+        examples: torch.Tensor,
+        *,
+        start: int = 0,
+        resid: torch.Tensor | None = None,
+        patch: Patch | None = None,
+        extra_hooks: list[Hook] | None = None,
+        prefix: int = 0,
+        cache: Any = None,
+        keep_cache: bool = False,
+    ) -> torch.Tensor:
+        """Return the metric inputs for each row: logits at the scored position (``[N, V']``).
+
+        Rows are copies of the examples ``examples`` of ``batch``. With ``resid`` the run starts
+        at block ``start`` from that residual stream (``[N, T, d]``); ``patch`` is written in
+        at its site; ``extra_hooks`` are ``(module, "forward"|"forward_pre", fn)`` to install.
+        With ``prefix`` > 0 (causal models), the first ``prefix`` positions are taken from
+        ``cache`` (the unpatched run's keys and values) and only the rest is computed: ``resid``
+        and the patch's positions then cover positions ``prefix..T-1``. ``keep_cache`` keeps
+        this run's cache in ``last_cache``.
+        """
+        rows = {k: v[examples] for k, v in batch.items()}
+        if prefix:
+            rows = {k: v if k == "attention_mask" else v[:, prefix:] for k, v in rows.items()}
+            assert self.cache_kwarg is not None
+            rows[self.cache_kwarg] = self._prefix_cache(cache, examples, prefix, start)
+        if keep_cache and self.cache_kwarg is not None:
+            rows["use_cache"] = True  # type: ignore[assignment]
+        hooks = HookSet("patching")
+        try:
+            if resid is not None:
+                self._skip_to(hooks, start, resid)
+            if patch is not None:
+                self._install_patch(hooks, patch)
+            for module, kind, fn in extra_hooks or []:
+                if kind == "forward_pre":
+                    hooks.add(module.register_forward_pre_hook(fn, with_kwargs=True), "", kind)
+                else:
+                    hooks.add(module.register_forward_hook(fn), "", kind)
+            self._restrict_unembed(hooks, examples, prefix)
+            out = self.adapter.call(rows)
+        finally:
+            hooks.remove_all()
+        if keep_cache:
+            # Newer transformers name the field `cache` and warn on reading `past_key_values`.
+            fields = list(out.keys()) if hasattr(out, "keys") else []
+            name = "cache" if "cache" in fields else "past_key_values"
+            self.last_cache = getattr(out, name, None)
+        return self._logits(out)
+
+    def _prefix_cache(self, cache: Any, examples: torch.Tensor, prefix: int, start: int) -> Any:
+        """Return a KV cache holding positions ``0..prefix-1`` of ``examples`` of the base run."""
+        from transformers import DynamicCache
+
+        ex = examples.to(self.device)
+        out = DynamicCache()
+        first: tuple[torch.Tensor, torch.Tensor] | None = None
+        for i, layer in enumerate(cache.layers):
+            if first is not None and i < start:
+                # Layers before the start are skipped and never read their cache entry.
+                out.update(*first, i)
+                continue
+            kv = (layer.keys[ex, :, :prefix], layer.values[ex, :, :prefix])
+            first = first or kv
+            out.update(*kv, i)
+        return out
+
+    def _skip_to(self, hooks: HookSet, start: int, resid: torch.Tensor) -> None:
+        blocks = self.adapter.blocks
+
+        def identity(*args: Any, **kwargs: Any) -> Any:
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if self.block_output_len is None:
+                return hidden
+            return (hidden,) + (None,) * (self.block_output_len - 1)
+
+        for block in list(blocks)[:start]:
+            hooks.add(_ForwardOverride(block, identity), "", "forward_override")
+
+        def inject(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if args:
+                return (resid, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": resid}
+
+        hooks.add(
+            blocks[start].register_forward_pre_hook(inject, with_kwargs=True), "", "forward_pre"
+        )
+
+    def _install_patch(self, hooks: HookSet, patch: Patch) -> None:
+        if patch.site == "resid_pre":
+            return  # written into the injected residual stream by the caller
+        if patch.site == "resid_post":
+            module, io, select = self.adapter.blocks[patch.layer], "output", None
+        else:
+            module, io, select = self.module(patch.site, patch.layer)
+        n_heads = self.n_heads if patch.heads is not None else None
+        if io == "input":
+
+            def pre(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                if args:
+                    return (patch.apply(args[0], n_heads), *args[1:]), kwargs
+                return args, {
+                    **kwargs,
+                    "hidden_states": patch.apply(kwargs["hidden_states"], n_heads),
+                }
+
+            hooks.add(module.register_forward_pre_hook(pre, with_kwargs=True), "", "forward_pre")
+            return
+
+        index = select if isinstance(select, int) else 0
+
+        def post(mod: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+            if isinstance(output, torch.Tensor):
+                return patch.apply(output, n_heads)
+            if isinstance(output, tuple):
+                return (*output[:index], patch.apply(output[index], n_heads), *output[index + 1 :])
+            raise CaptureError(f"cannot patch the {type(output).__name__} output of {patch.site}")
+
+        hooks.add(module.register_forward_hook(post), "", "forward")
+
+    def _restrict_unembed(self, hooks: HookSet, examples: torch.Tensor, prefix: int = 0) -> None:
+        metric = self.metric
+        if isinstance(metric, CallableMetric) or self.unembed is None:
+            return
+        if metric.positions_ is None:
+            raise CaptureError("the metric's positions are not resolved")
+        weight = getattr(self.unembed, "weight", None)
+        if not isinstance(weight, torch.Tensor):
+            return
+        bias = getattr(self.unembed, "bias", None)
+        rows = metric.rows()
+        positions = metric.positions_.to(self.device)[examples.to(self.device)] - prefix
+        w = weight if rows is None else weight[rows.to(weight.device)]
+        b = None if bias is None else (bias if rows is None else bias[rows.to(bias.device)])
+        index = torch.arange(len(examples), device=self.device)
+
+        def unembed(hidden: torch.Tensor) -> torch.Tensor:
+            # Only the scored position of each row, only the vocabulary rows the metric reads.
+            picked = hidden[index, positions]
+            logits = picked @ w.T
+            if b is not None:
+                logits = logits + b
+            return logits.unsqueeze(1)
+
+        hooks.add(_ForwardOverride(self.unembed, unembed), "", "forward_override")
+
+    def _logits(self, out: Any) -> torch.Tensor:
+        logits = getattr(out, "logits", None)
+        if logits is None:
+            logits = select_tensor(out, None, where=type(self.model).__name__)
+        if logits is None:
+            raise CaptureError(f"{type(self.model).__name__} returned no tensor to score")
+        if isinstance(self.metric, CallableMetric) or self.unembed is None:
+            return logits
+        return logits[:, 0]
+
+    def score(self, logits: torch.Tensor, examples: torch.Tensor) -> torch.Tensor:
+        """Return the metric per row for metric inputs from :meth:`run`."""
+        return (
+            self.metric.score(logits, examples.to(logits.device), self.clean_logprobs).float().cpu()
+        )
+
+    # -- learning the block convention ------------------------------------------------------
+    @contextlib.contextmanager
+    def probe_blocks(self) -> Iterator[None]:
+        """While active, learn whether blocks return a tensor or a tuple (for skipping)."""
+        hooks = HookSet("patching")
+
+        def probe(mod: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            self.block_output_len = len(output) if isinstance(output, tuple) else None
+
+        hooks.add(self.adapter.blocks[0].register_forward_hook(probe), "", "forward")
+        try:
+            yield
+        finally:
+            hooks.remove_all()
+
+
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> Batch:
+    """Return ``batch`` with every tensor on ``device``."""
+    return {k: v.to(device) for k, v in batch.items()}

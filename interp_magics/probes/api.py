@@ -1,0 +1,239 @@
+"""The two public probes: :func:`probe` on a feature matrix, :func:`probe_layers` on a cache.
+
+Each checks every input first (errors before long work), then runs named steps: the
+cross-validated fits with the permutation test, the controls, the report, one ledger record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core import events
+from ..core.records import ProbeRecord, control_name
+from ..stats import balanced_accuracy, bootstrap_ci, correct
+from .controls import (
+    CONTROLS,
+    accuracy_ci,
+    chance_test,
+    check_controls,
+    control_task_codes,
+    mutual_information,
+    permutation_test,
+    permutations,
+    random_init_features,
+    run_controls,
+)
+from .fits import CrossValidation, cross_validate, make_estimator
+from .inputs import (
+    LayerExamples,
+    ProbeError,
+    ProbeInputs,
+    check_correction,
+    check_settings,
+    features,
+    folds,
+    labels,
+    layer_keys,
+    other_features,
+    token_labels,
+)
+from .result import LayerProbeReport, ProbeReport
+
+if TYPE_CHECKING:
+    from ..core.cache import ActivationCache
+
+
+def probe(
+    X: Any,
+    y: Any,
+    *,
+    controls: Sequence[str] = CONTROLS,
+    n_permutations: int = 1000,
+    cv: int = 5,
+    seed: int = 0,
+    groups: Any = None,
+    estimator: Any = "ridge",
+    alpha: float = 1.0,
+    control_task: Any = None,
+    control_labels: Any = None,
+    control_features: Mapping[str, Any] | None = None,
+    mutual_info: bool = False,
+    name: str = "",
+    progress: bool = True,
+    _emit: bool = True,
+) -> ProbeReport:
+    """Return a cross-validated probe of labels ``y`` from activations ``X``, with its controls.
+
+    Args:
+        X: activations ``[examples, features]`` (tensor or array).
+        y: one class label per example (integers, strings or booleans).
+        controls: which of ``"shuffled"`` (permutation test), ``"random_features"`` and
+            ``"majority"`` (chance levels and binomial test) to run; all by default.
+        n_permutations: label permutations for the permutation test (exact p-value).
+        cv: stratified folds. ``groups``: keep each group (sentence, word type) in one fold;
+            permutations then shuffle labels within groups.
+        estimator: ``"ridge"`` (ridge classifier, ``alpha``), ``"logistic"`` (L2 logistic
+            regression, C = 1/alpha), ``"mlp"`` (one hidden layer of 64) or any scikit-learn-style
+            estimator with ``fit``/``predict``.
+        control_task: word types per example: each type gets a random label (seeded, from the label
+            distribution) and the same probe is fitted to that control task; or
+            ``control_labels``: the control task's labels directly. Gives selectivity.
+        control_features: other representations of the same examples to probe the same way, by
+            name, e.g. ``{"random-init model": X_random}``.
+        mutual_info: also estimate the mutual information between the probe's out-of-fold 1-D
+            projection and the label (nats), with a shuffled-label reference.
+        seed: fixes folds, permutations, random features and bootstraps.
+    """
+    check_controls(controls)
+    check_settings(n_permutations, alpha)
+    x = features(X)
+    codes, classes = labels(y, len(x))
+    checked = ProbeInputs(
+        x=x,
+        codes=codes,
+        classes=classes,
+        splits=folds(codes, cv, seed, groups),
+        estimator=make_estimator(estimator, seed, alpha),
+        task=control_task_codes(control_task, control_labels, codes, seed),
+        others=other_features(control_features, len(x)),
+        cv=cv,
+        seed=seed,
+        groups=groups,
+    )
+    # Every check has passed: now the fits.
+    perms = permutations(codes, n_permutations if "shuffled" in controls else 0, seed, groups)
+    fit = cross_validate(checked.estimator, x, codes, checked.k, checked.splits, perms, progress)
+    report = _report(checked, fit, controls, mutual_info, name)
+    if _emit:
+        events.emit(
+            ProbeRecord(
+                estimator=report.estimator,
+                controls=sorted({control_name(c) for c in [*controls, *report.controls]}),
+                n_permutations=len(perms),
+                p_values=1,
+                corrected=False,
+                seed=seed,
+                accuracy=report.accuracy,
+            )
+        )
+    return report
+
+
+def _report(
+    p: ProbeInputs, fit: CrossValidation, which: Sequence[str], with_mutual_info: bool, name: str
+) -> ProbeReport:
+    """Return the report of a probe's cross-validated fit, with its controls run."""
+    hits = (fit.predictions == p.codes).astype(float)
+    accuracy = float(hits.mean())
+    found, task = run_controls(p, which)
+    chance, binomial_p = chance_test(p.codes, p.k, hits, "majority" in which)
+    kind = p.estimator.kind
+    return ProbeReport(
+        accuracy=accuracy,
+        accuracy_ci=accuracy_ci(hits, p.seed),
+        balanced_accuracy=float(balanced_accuracy(p.codes, fit.predictions)),
+        balanced_ci=bootstrap_ci([p.codes, fit.predictions], balanced_accuracy, seed=p.seed),
+        n_examples=len(p.codes),
+        classes=p.classes,
+        class_counts=np.bincount(p.codes, minlength=p.k).tolist(),
+        chance=chance,
+        binomial_p=binomial_p,
+        permutation=permutation_test(accuracy, fit.null_correct, len(p.codes)),
+        controls=found,
+        selectivity=None if task is None else accuracy - task.accuracy,
+        mutual_info=mutual_information(fit.scores, p.codes, p.seed)
+        if with_mutual_info and fit.scores is not None
+        else None,
+        estimator=kind,
+        cv=p.cv,
+        seed=p.seed,
+        grouped=p.groups is not None,
+        predictions=fit.predictions,
+        labels=p.codes,
+        name=name,
+        notes=[f"{kind}: every permutation refits the estimator (scikit-learn path)"]
+        if p.estimator.refits
+        else [],
+    )
+
+
+def probe_layers(
+    cache: ActivationCache,
+    y: Any,
+    *,
+    layers: str | Sequence[str] | None = None,
+    position: int | str = "last",
+    correction: str = "fdr_bh",
+    alpha: float = 0.05,
+    model: Any = None,
+    inputs: Any = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> LayerProbeReport:
+    """Return probes of every layer of ``cache`` with p-values corrected across layers.
+
+    Args:
+        cache: captured activations; each selected key is one layer.
+        y: a label per sequence (``[batch]``; each sequence gives one vector at ``position``:
+            ``"last"`` real token, ``"first"``, ``"mean"`` over real tokens, or an index), or a
+            label per token (``[batch, pos]``, with ``-1`` or ``None`` for tokens to skip);
+            token-level probes keep each sentence in one fold unless ``groups`` says otherwise.
+        layers: keys or a key pattern (default: ``resid_post.*`` if captured, else every output).
+        correction: any ``statsmodels.stats.multitest.multipletests`` method (default ``fdr_bh``).
+        model, inputs: when both are given, a randomly re-initialised copy of the model is run on
+            the same inputs and probed the same way, layer by layer, as a control.
+        kwargs: passed to :func:`probe` (controls, n_permutations, cv, seed, estimator, ...).
+    """
+    from tqdm.auto import tqdm
+
+    check_correction(correction)
+    keys = layer_keys(cache, layers)
+    mask = cache.attention_mask
+    y_flat, sentences, tokens = token_labels(y, cache[keys[0]], mask)
+    if tokens is not None and kwargs.get("groups") is None:
+        kwargs["groups"] = sentences  # each sentence in one fold
+    examples = LayerExamples(position, mask, tokens)
+    random_feats = None
+    if model is not None and inputs is not None:
+        random_feats = random_init_features(model, inputs, keys, seed=int(kwargs.get("seed", 0)))
+    elif (model is None) != (inputs is None):
+        raise ProbeError("the random-init control needs both model= and inputs=")
+    reports = []
+    for key in tqdm(keys, desc="probing layers", disable=not progress, leave=False):
+        # popped: the caller's control features go with the first layer only (as before)
+        extra = dict(kwargs.pop("control_features", {}) or {})
+        if random_feats is not None:
+            extra["random-init model"] = examples.features(random_feats[key])
+        feats = examples.features(cache[key])
+        reports.append(
+            probe(
+                feats,
+                y_flat,
+                control_features=extra,
+                name=key,
+                progress=False,
+                _emit=False,
+                **kwargs,
+            )
+        )
+    p_raw = np.array([r.p_value for r in reports])
+    p_corr, reject = correct(p_raw, correction, alpha)
+    first = reports[0]
+    events.emit(
+        ProbeRecord(
+            estimator=first.estimator,
+            controls=sorted(
+                {control_name(c) for c in [*kwargs.get("controls", CONTROLS), *first.controls]}
+            ),
+            n_permutations=first.permutation["n"] if first.permutation else 0,
+            p_values=len(reports),
+            corrected=True,
+            correction=correction,
+            seed=first.seed,
+            layers=len(keys),
+        )
+    )
+    return LayerProbeReport(reports, keys, correction, alpha, p_raw, p_corr, reject)

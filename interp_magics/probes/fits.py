@@ -1,0 +1,363 @@
+"""The probe's estimators behind one interface, and the one cross-validation loop they share.
+
+:func:`cross_validate` owns the loop: for each fold it fits the real labels, then the permuted
+labels in batches, and collects the out-of-fold predictions and each permutation's correct
+count. An :class:`Estimator` supplies only how one training fold is fitted to a batch of label
+vectors:
+
+- :class:`Ridge`: permuted labels only change the right-hand side of the ridge system, so a
+  fold's whole batch is solved with one Cholesky factorisation and matrix products.
+- :class:`Logistic`: L2 logistic regression (one-vs-rest), every label vector of a batch fitted
+  together by a majorise-minimise Newton iteration with one Hessian bound per fold.
+- :class:`Refit`: any scikit-learn-style estimator (the small MLP too), refitted per label vector
+  (slower; a progress bar, and a warning when the refits will take minutes).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from .inputs import Folds, ProbeError
+
+Fitted = tuple[np.ndarray, np.ndarray | None]
+"""Test predictions ``[m, test]`` of ``m`` fits, and their decision scores ``[m, test, columns]``
+when asked for (None for an estimator that has none)."""
+
+
+class FoldFit(Protocol):
+    """The fits on one training fold, for a batch of label vectors at a time."""
+
+    def __call__(self, labels: np.ndarray, with_scores: bool) -> Fitted:
+        """Return the fits to label vectors ``labels`` ``[m, train]``, tested on the test fold."""
+
+
+FitFold = Callable[[np.ndarray, np.ndarray], FoldFit]
+"""Prepares the fits on one fold from its train and test indices."""
+
+
+@dataclass
+class CrossValidation:
+    """Out-of-fold results for the real labels, and the permutation test's correct counts."""
+
+    predictions: np.ndarray  # class code per example
+    scores: np.ndarray | None  # decision scores [examples, columns], when the estimator has them
+    null_correct: np.ndarray  # correct out-of-fold predictions per permutation
+
+
+class Estimator(ABC):
+    """One kind of probe: how a training fold is fitted to a batch of label vectors."""
+
+    kind: str
+    refits = False  # True when every permutation refits the estimator (the slow path)
+    batch_elements = 40_000_000  # target entries per batch of permuted labels (bounds memory)
+
+    @abstractmethod
+    def fitting(
+        self, x: np.ndarray, k: int, n_folds: int, n_perms: int, progress: bool
+    ) -> AbstractContextManager[FitFold]:
+        """Return a context for one cross-validation of ``x``; its value prepares each fold's fits.
+
+        The slow path keeps its progress bar open in it; the fast paths need no context.
+        """
+
+
+def cross_validate(
+    estimator: Estimator,
+    x: np.ndarray,
+    codes: np.ndarray,
+    k: int,
+    folds: Folds,
+    perms: np.ndarray,
+    progress: bool = False,
+) -> CrossValidation:
+    """Return out-of-fold predictions and scores, and each permutation's correct count.
+
+    The one loop every estimator shares: on each fold the real labels are fitted alone, then the
+    permuted labels ``perms`` ``[n_perms, examples]`` in batches of the estimator's size.
+    """
+    pred = np.zeros(len(codes), dtype=np.int64)
+    scores: np.ndarray | None = None
+    null_correct = np.zeros(len(perms), dtype=np.int64)
+    columns = 1 if k == 2 else k
+    with estimator.fitting(x, k, len(folds), len(perms), progress) as fit_fold:
+        for tr, te in folds:
+            fit = fit_fold(tr, te)
+            # The real labels alone: their fit does not depend on how permutations are batched.
+            real, real_scores = fit(codes[tr][None], with_scores=True)
+            pred[te] = real[0]
+            if real_scores is not None:
+                if scores is None:
+                    scores = np.zeros((len(codes), real_scores.shape[2]))
+                if scores.shape[1] == real_scores.shape[2]:  # a fold may miss a class
+                    scores[te] = real_scores[0]
+            batch = max(1, int(estimator.batch_elements // max(1, len(tr) * columns)))
+            for start in range(0, len(perms), batch):
+                p = perms[start : start + batch]
+                guesses = fit(p[:, tr], with_scores=False)[0]
+                null_correct[start : start + len(p)] += (guesses == p[:, te]).sum(1)
+    return CrossValidation(pred, scores, null_correct)
+
+
+# -- the fast paths: one linear system per fold, solved for a whole batch -----------------------
+
+
+def _targets(codes: np.ndarray, k: int) -> np.ndarray:
+    """Ridge-classifier targets: one ±1 column for 2 classes, one per class otherwise."""
+    if k == 2:
+        return (2.0 * codes - 1.0)[..., None]
+    out = -np.ones((*codes.shape, k), dtype=np.float32)
+    np.put_along_axis(out, codes[..., None], 1.0, axis=-1)
+    return out
+
+
+def _decide(scores: np.ndarray, k: int) -> np.ndarray:
+    return (scores[..., 0] > 0).astype(np.int64) if k == 2 else scores.argmax(-1)
+
+
+class _LinearFold(ABC):
+    """One training fold's linear fits, all label vectors of a batch solved together."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    @abstractmethod
+    def targets(self, labels: np.ndarray) -> torch.Tensor:
+        """Return the regression targets ``[m, train, columns]`` of label vectors ``[m, train]``."""
+
+    @abstractmethod
+    def scores(self, y: torch.Tensor) -> torch.Tensor:
+        """Return test scores ``[test, n]`` of the fits to the ``n`` target columns ``y``."""
+
+    def __call__(self, labels: np.ndarray, with_scores: bool) -> Fitted:
+        """Return test predictions ``[m, test]`` and (when asked) scores ``[m, test, columns]``."""
+        m, n_train = labels.shape
+        s = self.scores(self.targets(labels).permute(1, 0, 2).reshape(n_train, -1))
+        s3 = s.reshape(len(s), m, -1).permute(1, 0, 2).numpy()
+        return _decide(s3, self.k), (s3.astype(np.float64) if with_scores else None)
+
+
+class _RidgeFold(_LinearFold):
+    """The ridge system of one training fold: factorised once, solved for many targets."""
+
+    def __init__(self, xtr: torch.Tensor, xte: torch.Tensor, alpha: float, k: int) -> None:
+        super().__init__(k)
+        mu = xtr.mean(0)
+        self.xc, self.xq = xtr - mu, xte - mu
+        # Primal (features x features) or dual (examples x examples), whichever is smaller.
+        self.primal = self.xc.shape[1] <= self.xc.shape[0]
+        gram = (self.xc.T @ self.xc if self.primal else self.xc @ self.xc.T).double()
+        gram.diagonal().add_(alpha)
+        self.chol = torch.linalg.cholesky(gram)
+
+    def targets(self, labels: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(_targets(labels, self.k)).to(self.xc.dtype)
+
+    def scores(self, y: torch.Tensor) -> torch.Tensor:
+        """Return test-fold scores of the ridge fit (with intercept) to training targets ``y``."""
+        ybar = y.mean(0)
+        yc = y - ybar
+        dtype = self.xc.dtype
+        if self.primal:
+            w = torch.cholesky_solve((self.xc.T @ yc).double(), self.chol).to(dtype)
+            return self.xq @ w + ybar
+        a = torch.cholesky_solve(yc.double(), self.chol).to(dtype)
+        return self.xq @ (self.xc.T @ a) + ybar
+
+
+class _LogisticFold(_LinearFold):
+    """L2 logistic regressions of one training fold sharing one Hessian bound.
+
+    The bound ``X'X / 4 + I / C`` (Böhning 1992) majorises every fit's Hessian, so a
+    majorise-minimise Newton step for all targets at once is two matrix products and one
+    triangular solve with a factorisation made once per fold.
+    """
+
+    def __init__(
+        self, xtr: torch.Tensor, xte: torch.Tensor, lam: float, max_iter: int, k: int
+    ) -> None:
+        super().__init__(k)
+        self.xa = torch.cat([xtr, torch.ones(len(xtr), 1)], 1)
+        self.xq = torch.cat([xte, torch.ones(len(xte), 1)], 1)
+        bound = (self.xa.T @ self.xa).double() / 4
+        penalty = torch.full((self.xa.shape[1],), lam, dtype=torch.float64)
+        penalty[-1] = 0.0  # the intercept is not penalised
+        bound.diagonal().add_(penalty + 1e-8)
+        self.chol = torch.linalg.cholesky(bound)
+        self.pen = penalty.float()[:, None]
+        self.max_iter = max_iter
+
+    def targets(self, labels: np.ndarray) -> torch.Tensor:
+        return (torch.from_numpy(_targets(labels, self.k)).float() + 1) / 2  # one-vs-rest 0/1
+
+    def scores(self, y: torch.Tensor) -> torch.Tensor:
+        """Return test-fold scores of the fits to 0/1 targets ``y`` ``[ntr, m]``."""
+        xa, xq, chol = self.xa, self.xq, self.chol
+        w = torch.cholesky_solve((xa.T @ (y - 0.5)).double() * 4, chol).float()  # ridge start
+        last = None
+        for _ in range(self.max_iter):
+            grad = xa.T @ (torch.sigmoid(xa @ w) - y) + self.pen * w
+            w = w - torch.cholesky_solve(grad.double(), chol).float()
+            decided = (xq @ w) > 0
+            if last is not None and torch.equal(decided, last):
+                break  # no test prediction changed: the accuracy is settled
+            last = decided
+        return xq @ w
+
+
+@dataclass
+class Ridge(Estimator):
+    """The ridge-classifier probe (penalty ``alpha``), solved in closed form."""
+
+    alpha: float
+    kind = "ridge"
+
+    def fitting(
+        self, x: np.ndarray, k: int, n_folds: int, n_perms: int, progress: bool
+    ) -> AbstractContextManager[FitFold]:
+        # float64 while the features are small enough for it to be cheap
+        xt = torch.from_numpy(x).to(torch.float64 if x.size <= 5_000_000 else torch.float32)
+        return nullcontext(lambda tr, te: _RidgeFold(xt[tr], xt[te], self.alpha, k))
+
+
+@dataclass
+class Logistic(Estimator):
+    """The L2 logistic-regression probe, C = 1/alpha as in scikit-learn."""
+
+    alpha: float
+    max_iter: int = 30
+    kind = "logistic"
+    batch_elements = 20_000_000  # the iteration keeps several arrays of the targets' size
+
+    def fitting(
+        self, x: np.ndarray, k: int, n_folds: int, n_perms: int, progress: bool
+    ) -> AbstractContextManager[FitFold]:
+        xt = torch.from_numpy(x)
+        lam = 1.0 / (1.0 / self.alpha if self.alpha > 0 else 1e6)  # 1/C, C capped at 1e6
+        return nullcontext(lambda tr, te: _LogisticFold(xt[tr], xt[te], lam, self.max_iter, k))
+
+
+# -- the slow path: scikit-learn estimators, refitted per label vector --------------------------
+
+
+@dataclass
+class Refit(Estimator):
+    """Any scikit-learn-style estimator (``fit``/``predict``), refitted for every label vector."""
+
+    kind: str
+    estimator: Any
+    refits = True
+
+    @contextmanager
+    def fitting(
+        self, x: np.ndarray, k: int, n_folds: int, n_perms: int, progress: bool
+    ) -> Iterator[FitFold]:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=n_folds * (1 + n_perms),
+            desc="permutations",
+            unit="fit",
+            disable=not progress or not n_perms,
+            leave=False,
+        )
+        try:
+            yield partial(_RefitFold, _Refits(self.estimator, x, n_folds * n_perms, bar))
+        finally:
+            bar.close()
+
+
+class _Refits:
+    """The refits of one cross-validation: they share a progress bar and a cost estimate."""
+
+    def __init__(self, estimator: Any, x: np.ndarray, n_refits: int, bar: Any) -> None:
+        self.estimator, self.x, self.n_refits, self.bar = estimator, x, n_refits, bar
+        self.timed = False
+
+    def fit(self, tr: np.ndarray, y: np.ndarray) -> Any:
+        """Return a fresh clone of the estimator fitted to ``x[tr]`` and labels ``y``."""
+        from sklearn.base import clone
+
+        start = time.perf_counter()
+        model = _fit_quietly(clone(self.estimator), self.x[tr], y)
+        if not self.timed:
+            self.timed = True
+            self._warn_if_slow(time.perf_counter() - start)
+        self.bar.update(1)
+        return model
+
+    def _warn_if_slow(self, per_fit: float) -> None:
+        total = per_fit * self.n_refits
+        if total > 60:
+            warnings.warn(
+                f"the permutation test refits this estimator {self.n_refits} times (about "
+                f"{total / 60:.0f} min); use the fast 'ridge' or 'logistic' probes, or fewer "
+                "n_permutations",
+                UserWarning,
+                stacklevel=6,  # the caller of probe(), past fit, the fold, the loop and probe
+            )
+
+
+class _RefitFold:
+    """One fold of the slow path: a refit per label vector, one after the other."""
+
+    def __init__(self, refits: _Refits, tr: np.ndarray, te: np.ndarray) -> None:
+        self.refits, self.tr, self.te = refits, tr, te
+
+    def __call__(self, labels: np.ndarray, with_scores: bool) -> Fitted:
+        """Return test predictions ``[m, test]`` and (when asked) scores ``[m, test, columns]``."""
+        xte = self.refits.x[self.te]
+        preds, scores = [], []
+        for y in labels:
+            model = self.refits.fit(self.tr, y)
+            preds.append(np.asarray(model.predict(xte)))
+            decision = getattr(model, "decision_function", None)
+            if with_scores and decision is not None:
+                d = np.asarray(decision(xte), dtype=np.float64)
+                scores.append(d[:, None] if d.ndim == 1 else d)
+        return np.stack(preds), (np.stack(scores) if scores else None)
+
+
+def _fit_quietly(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """Return ``model`` fitted, without a convergence warning for each of thousands of refits."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(x, y)
+
+
+def make_estimator(name: Any, seed: int, alpha: float) -> Estimator:
+    """Return the estimator a probe asked for: a name, or a scikit-learn-style estimator."""
+    if isinstance(name, str):
+        if name == "ridge":
+            return Ridge(alpha)
+        if name == "logistic":
+            return Logistic(alpha)
+        if name == "mlp":
+            from sklearn.neural_network import MLPClassifier
+
+            return Refit(
+                "mlp",
+                MLPClassifier(
+                    hidden_layer_sizes=(64,), alpha=1e-3, max_iter=300, random_state=seed
+                ),
+            )
+        raise ProbeError(
+            f"unknown estimator {name!r}; use 'ridge', 'logistic', 'mlp' or a scikit-learn "
+            "estimator"
+        )
+    if not (hasattr(name, "fit") and hasattr(name, "predict")):
+        raise ProbeError(
+            "estimator must be 'ridge', 'logistic', 'mlp' or an object with fit and predict"
+        )
+    return Refit(type(name).__name__, name)

@@ -1,0 +1,115 @@
+"""What every rule reads: the notebook and the kernel's ledger, with the lookups rules share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar, cast
+
+from ...core.records import AblationRecord, LedgerEntry, PatchRecord, Record
+from ..facts import Call
+from ..notebook import Cell, Notebook
+from ..registry import Hit
+from .vocabulary import INTERVENTION_CALLS
+
+R = TypeVar("R", bound=Record)
+T = TypeVar("T")
+
+
+class Claim(NamedTuple):
+    """A markdown sentence that says something a rule checks, and where it is."""
+
+    cell: Cell
+    line: int
+    sentence: str
+    match: re.Match[str]  # what the rule's pattern found in the sentence
+
+    def hit(self, message: str) -> Hit:
+        """Return a finding of the rule at this sentence."""
+        return Hit(self.cell, self.line, message)
+
+
+class Context:
+    """Everything the rules read: the notebook and the ledger, with shared lookups."""
+
+    def __init__(self, nb: Notebook, ledger: Sequence[LedgerEntry]) -> None:
+        self.nb = nb
+        self.ledger = list(ledger)
+        self.by_id = {c.id: c for c in nb.cells}
+        self.by_sha = {c.source_sha1: c for c in nb.cells}
+        self._shared: dict[Callable[[Context], Any], Any] = {}
+
+    def shared(self, compute: Callable[[Context], T]) -> T:
+        """Return ``compute(self)``, computed once per check: a result several rules read."""
+        if compute not in self._shared:
+            self._shared[compute] = compute(self)
+        return cast(T, self._shared[compute])
+
+    # -- the notebook ------------------------------------------------------------------------------
+
+    def calls(self) -> Iterator[tuple[Cell, Call]]:
+        """Yield every call in notebook order, with its cell."""
+        for cell in self.nb.code():
+            if cell.facts:
+                for call in cell.facts.calls:
+                    yield cell, call
+
+    def find(self, shorts: Collection[str]) -> list[tuple[Cell, Call]]:
+        """Return the calls whose name or last name component is one of ``shorts``."""
+        return [(cell, c) for cell, c in self.calls() if c.short in shorts or c.name in shorts]
+
+    def names(self) -> set[str]:
+        """Return every identifier and attribute name the code uses."""
+        out: set[str] = set()
+        for cell in self.nb.code():
+            if cell.facts:
+                out |= cell.facts.names
+        return out
+
+    def sentences(self) -> Iterator[tuple[Cell, int, str]]:
+        """Yield every markdown sentence with its cell and line."""
+        for cell in self.nb.markdown():
+            for i, line in enumerate(cell.lines, 1):
+                text = re.sub(r"<!--.*?-->", "", line)
+                for sentence in re.split(r"(?<=[.!?])\s+", text):
+                    if sentence.strip():
+                        yield cell, i, sentence
+
+    def claims(self, pattern: re.Pattern[str]) -> Iterator[Claim]:
+        """Yield each markdown sentence ``pattern`` matches, in notebook order."""
+        for cell, line, sentence in self.sentences():
+            if m := pattern.search(sentence):
+                yield Claim(cell, line, sentence, m)
+
+    # -- the ledger --------------------------------------------------------------------------------
+
+    def cell_of(self, entry: LedgerEntry) -> Cell | None:
+        """Return the cell that ran a ledger entry (by id, else by source), if it is here."""
+        cell = self.by_id.get(str(entry.cell_id))
+        return cell or self.by_sha.get(str(entry.source_sha1))
+
+    def records(self, kind: type[R]) -> list[tuple[R, Cell | None]]:
+        """Return the ledger's records of one type, each with the cell that ran it."""
+        return [(e.record, self.cell_of(e)) for e in self.ledger if isinstance(e.record, kind)]
+
+    # -- both --------------------------------------------------------------------------------------
+
+    def interventions(self) -> bool:
+        """Whether anything intervened on the model (patching, ablation, hooks that write)."""
+        if self.find(INTERVENTION_CALLS):
+            return True
+        if any(isinstance(e.record, (PatchRecord, AblationRecord)) for e in self.ledger):
+            return True
+        for cell in self.nb.code():
+            facts = cell.facts
+            if facts is None:
+                continue
+            if facts.output_writes:
+                return True
+            hooks = any(c.short == "register_forward_hook" for c in facts.calls)
+            # A hook whose function builds a replacement tensor writes into the model.
+            if hooks and any(
+                f.calls for f in facts.functions.values() if {"zeros_like", "clone"} & f.names
+            ):
+                return True
+        return False

@@ -1,0 +1,285 @@
+"""Probe rules (PRB): controls, baselines and held-out scoring for probing classifiers."""
+
+from __future__ import annotations
+
+import re
+
+from ...core.records import BASELINE_CONTROLS, ProbeRecord, control_name
+from ..facts import Call
+from ..notebook import Cell
+from ..registry import METHODOLOGY, Hit, rule
+from .context import Context
+from .vocabulary import CLASSIFIERS, PROBE_FUNCS
+
+CV_CALLS = {"cross_val_score", "cross_validate", "cross_val_predict"}
+CONTROL_CALLS = {
+    "permutation_test_score",
+    "permutation_test",
+    "DummyClassifier",
+    "from_config",
+    "init_weights",
+    "reset_parameters",
+    "_init_weights",
+    "random_init_features",
+}
+SHUFFLE_CALLS = {"permutation", "shuffle"}  # a control when applied to labels
+NOISE_CALLS = {"randn_like", "rand_like", "standard_normal", "randn", "normal"}  # ... to features
+LABELS = re.compile(r"\b(y|labels?|targets?|y_\w+|classes)\b")
+LAYERISH = re.compile(r"layer|model|block|depth|checkpoint|ckpt|step|\bl\b|\bL\b", re.I)
+# Names in code that show a control was computed (matched in the source text, not the ledger).
+CONTROL_NAMES = {
+    "control_task",
+    "control_labels",
+    "selectivity",
+    "shuffled_labels",
+    "random_features",
+    "mdl",
+    "online_code",
+    "description_length",
+}
+ACCURACY_CALLS = {"accuracy_score", "score"}
+BASELINE_CALLS = {
+    "balanced_accuracy_score",
+    "DummyClassifier",
+    "f1_score",
+    "roc_auc_score",
+    "matthews_corrcoef",
+    "probe",
+    "probe_layers",
+    "%probe",
+    "bincount",
+    "value_counts",
+}
+IMBALANCE = re.compile(
+    r"\b(imbalanced|unbalanced|class imbalance|skewed|rare class|majority class|"
+    r"minority class|\d\d\s*/\s*\d\d split)\b",
+    re.I,
+)
+
+
+@rule(
+    "PRB001",
+    severity="error",
+    title="probe without a control",
+    fix="add a control: shuffled labels (a permutation test), random features, a randomly "
+    "initialised model, or a control task (probes.probe runs the first two by default)",
+    cite="Hewitt & Liang 2019, Designing and Interpreting Probes with Control Tasks; "
+    f"{METHODOLOGY} §Controls and Baselines",
+    alternatives="permutation tests, DummyClassifier, random features or a random-init model, "
+    "control tasks and selectivity, MDL / information-theoretic probing (Voita & Titov 2020; "
+    "Pimentel et al. 2020)",
+)
+def probe_without_control(ctx: Context) -> list[Hit]:
+    """Flag a probe with no control, in the ledger (each run) or else anywhere in the code.
+
+    A probe's accuracy alone does not show that the representation encodes the property: a
+    flexible probe can learn the task from any features. Only a control says how much of the
+    accuracy the representation adds.
+    """
+    hits = [
+        Hit(
+            cell,
+            1,
+            "this probe ran without a control (the ledger shows no shuffled labels, random "
+            "features, random-init model or control task)",
+            "ledger",
+        )
+        for record, cell in ctx.records(ProbeRecord)
+        if cell and not _has_baseline_control(record)
+    ]
+    sites = ctx.shared(_probe_sites)
+    if not hits and sites and not _any_control(ctx):
+        cell, call = sites[0]
+        hits.append(
+            Hit(
+                cell,
+                call.line,
+                f"a probe is fitted here ({call.name}) but the notebook has no control: no "
+                "shuffled labels, random features, random-init model or control task",
+            )
+        )
+    return hits
+
+
+@rule(
+    "PRB002",
+    severity="warning",
+    title="accuracy with imbalanced classes and no baseline",
+    fix="report the majority-class rate and balanced accuracy next to accuracy (probes.probe "
+    "reports both)",
+    cite=f"Belinkov 2022, Probing Classifiers: Promises, Shortcomings, and Advances; "
+    f"{METHODOLOGY} §Controls and Baselines",
+    alternatives="balanced accuracy, F1, AUC, MCC, a DummyClassifier, or class-weighted training",
+)
+def accuracy_without_baseline(ctx: Context) -> list[Hit]:
+    """Flag accuracy reported on classes the notebook calls imbalanced, with no baseline.
+
+    With 90% of one class, 90% accuracy is what always guessing it gives: accuracy means
+    something only next to the majority rate or a balanced metric.
+    """
+    acc = ctx.find(ACCURACY_CALLS)
+    if (
+        not acc
+        or ctx.find(BASELINE_CALLS)
+        or "class_weight" in " ".join(" ".join(c.kwargs) for _, c in ctx.calls())
+    ):
+        return []
+    evidence = any(IMBALANCE.search(c.source) for c in ctx.nb.markdown()) or any(
+        IMBALANCE.search(c.outputs_text) for c in ctx.nb.code()
+    )
+    if not evidence:
+        return []
+    cell, call = acc[0]
+    return [
+        Hit(
+            cell,
+            call.line,
+            "accuracy is reported on imbalanced classes with no majority-class or "
+            "balanced-accuracy baseline",
+        )
+    ]
+
+
+@rule(
+    "PRB003",
+    severity="warning",
+    title="probe accuracy compared across layers or models without a control",
+    fix="compare selectivity (probe minus control task) or probe-minus-control accuracy per "
+    "layer, e.g. probes.probe_layers with a control task",
+    cite="Hewitt & Liang 2019; Belinkov 2022",
+    alternatives="a control or control task computed for every layer or model being compared; "
+    "probes.probe_layers",
+)
+def layer_comparison_without_control(ctx: Context) -> list[Hit]:
+    """Flag probes fitted in a loop over layers or models with no control inside the loop.
+
+    Raw probe accuracy rises and falls with things other than what a layer encodes (its
+    dimension, its norm); a comparison across layers needs the control for each one.
+    """
+    for cell, call in ctx.shared(_probe_sites):
+        if not call.in_loop or call.short == "probe_layers" or cell.facts is None:
+            continue
+        header = cell.facts.loops.get(call.loop, "") if call.loop else ""
+        if not LAYERISH.search(header):
+            continue  # a loop over seeds or folds repeats a measurement; it compares nothing
+        loop_calls = [c for c in cell.facts.calls if c.loop == call.loop]
+        looped_probe_has_controls = call.short in PROBE_FUNCS and not _controls_disabled(call)
+        words = {
+            w
+            for c in loop_calls
+            for text in (c.name, c.receiver, *c.args, *c.kwargs, *c.kwargs.values())
+            for w in re.findall(r"\w+", text)
+        }
+        in_loop_control = any(_is_control(c) for c in loop_calls) or bool(CONTROL_NAMES & words)
+        if not looped_probe_has_controls and not in_loop_control:
+            return [
+                Hit(
+                    cell,
+                    call.line,
+                    "probe accuracies are compared across a loop (layers or models) without a "
+                    "control or selectivity for each one",
+                )
+            ]
+    return []
+
+
+@rule(
+    "PRB004",
+    severity="error",
+    title="probe scored on its training data",
+    fix="score on held-out data: cross-validation or a train/test split (probes.probe "
+    "cross-validates)",
+    cite=f"Belinkov 2022; {METHODOLOGY} §Statistical Rigor",
+    alternatives="cross_val_score, train_test_split, out-of-fold predictions",
+)
+def scored_on_training_data(ctx: Context) -> list[Hit]:
+    """Flag a classifier scored (or predicting) on the same data it was fitted on.
+
+    Training accuracy measures memorisation as much as decodability; only held-out data says
+    whether the probe found something that generalises.
+    """
+    fitted: dict[str, str] = {}
+    for cell, call in ctx.calls():
+        if call.short == "fit" and call.receiver and call.args:
+            fitted[call.receiver] = call.args[0]
+        elif (
+            call.short in ("score", "predict", "predict_proba", "decision_function")
+            and call.receiver in fitted
+            and call.args
+            and call.args[0] == fitted[call.receiver]
+        ):
+            return [
+                Hit(
+                    cell,
+                    call.line,
+                    f"{call.receiver} is scored on {call.args[0]}, the data it was fitted on",
+                )
+            ]
+    return []
+
+
+# -- what counts as a probe, and as its control ----------------------------------------------------
+
+
+def _probe_sites(ctx: Context) -> list[tuple[Cell, Call]]:
+    """Return the probe fits: classifiers fitted in the notebook, and interp-magics probes."""
+    classifiers = _assigned_classifiers(ctx)
+    return [
+        (cell, call)
+        for cell, call in ctx.calls()
+        if call.short in PROBE_FUNCS
+        or call.name in PROBE_FUNCS
+        or (call.short in CV_CALLS and call.args and any(k in call.args[0] for k in CLASSIFIERS))
+        or (
+            call.short == "fit"
+            and (call.receiver in classifiers or any(k in call.receiver for k in CLASSIFIERS))
+        )
+    ]
+
+
+def _assigned_classifiers(ctx: Context) -> set[str]:
+    """Return the names bound to classifier constructors (``clf = LogisticRegression()``)."""
+    names = set()
+    for cell in ctx.nb.code():
+        for line in cell.lines:
+            m = re.match(r"\s*([A-Za-z_]\w*)\s*=\s*(?:\w+\.)*(\w+)\(", line)
+            if m and m.group(2) in CLASSIFIERS:
+                names.add(m.group(1))
+    return names
+
+
+def _has_baseline_control(record: ProbeRecord) -> bool:
+    """Whether a probe ran a control that tells its accuracy from any representation's."""
+    return bool({control_name(c) for c in record.controls} & BASELINE_CONTROLS)
+
+
+def _any_control(ctx: Context) -> bool:
+    """Whether any probe control appears in the code or the ledger."""
+    if any(_is_control(c) for _, c in ctx.calls()) or CONTROL_NAMES & ctx.names():
+        return True
+    if any(not _controls_disabled(call) for _, call in ctx.find(PROBE_FUNCS)):
+        return True
+    return any(_has_baseline_control(record) for record, _ in ctx.records(ProbeRecord))
+
+
+def _is_control(call: Call) -> bool:
+    """Whether a call is a probe control: a permutation test, shuffled labels, random features..."""
+    if call.short in CONTROL_CALLS:
+        return True
+    text = " ".join([*call.args, *call.kwargs.values()])
+    if call.short in SHUFFLE_CALLS:
+        return bool(LABELS.search(text))
+    if call.short in NOISE_CALLS:
+        return ".shape" in text or call.short.endswith("_like")
+    return False
+
+
+def _controls_disabled(call: Call) -> bool:
+    """Whether an interp-magics probe call turns its baseline controls off (``controls=``)."""
+    if call.name.startswith("%"):
+        joined = " ".join(call.args)
+        return "--controls" in joined and not re.search(
+            r"--controls\s+\S*(shuffled|random_features)", joined
+        )
+    value = call.kwargs.get("controls")
+    return value is not None and not re.search(r"shuffled|random_features", value)

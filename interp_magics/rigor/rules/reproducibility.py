@@ -1,0 +1,113 @@
+"""Reproducibility rules (REP): unseeded randomness, and results from edited or reordered cells."""
+
+from __future__ import annotations
+
+from ..facts import Call
+from ..registry import METHODOLOGY, Hit, rule
+from .context import Context
+from .vocabulary import RANDOM_CALLS, SEED_CALLS
+
+RANDOM_MODULES = ("np.random", "numpy.random", "torch", "random", "rng", "gen", "generator")
+SPLITTERS = ("train_test_split", "KFold", "StratifiedKFold", "ShuffleSplit")
+
+
+@rule(
+    "REP001",
+    severity="warning",
+    title="randomness before a seed is set",
+    fix="set seeds first: torch.manual_seed, np.random.seed / np.random.default_rng(seed), "
+    "random.seed, or random_state=",
+    cite=f"{METHODOLOGY} §Reproducibility; Pineau et al. 2021, ML Reproducibility Checklist",
+    alternatives="seeded generators (default_rng(0), torch.Generator().manual_seed(0)), "
+    "random_state= arguments",
+)
+def randomness_before_seed(ctx: Context) -> list[Hit]:
+    """Flag the first unseeded random draw that comes before any seed is set.
+
+    Random initialisations, splits and permutations change every result they feed; without a
+    seed, a re-run gives different numbers than the ones the notebook reports.
+    """
+    for cell, call in ctx.calls():
+        if call.short in SEED_CALLS and (call.short != "seed" or "random" in call.name):
+            return []
+        if call.short == "default_rng" and call.args:
+            return []
+        if call.short in ("Generator", "manual_seed"):
+            return []
+        if _is_random(call):
+            return [
+                Hit(cell, call.line, f"{call.name} draws random numbers before any seed is set")
+            ]
+    return []
+
+
+def _is_random(call: Call) -> bool:
+    """Whether a call draws from an unseeded generator (a global RNG, an unseeded split)."""
+    if call.short in SPLITTERS:
+        seeded = "random_state" in call.kwargs and call.kwargs["random_state"] != "None"
+        shuffles = (
+            call.short in ("train_test_split", "ShuffleSplit")
+            or call.kwargs.get("shuffle") == "True"
+        )
+        return shuffles and not seeded
+    if call.short == "default_rng":
+        return not call.args and "seed" not in call.kwargs
+    if call.short not in RANDOM_CALLS or "generator" in call.kwargs:
+        return False
+    prefix = call.name.rsplit(".", 1)[0] if "." in call.name else ""
+    return prefix.startswith(RANDOM_MODULES) or prefix in ("np.random", "random", "torch")
+
+
+@rule(
+    "REP002",
+    severity="warning",
+    title="results from cells edited or run out of order",
+    fix="restart the kernel and run all cells in order before citing results",
+    cite=f"{METHODOLOGY} §Reproducibility",
+    alternatives="a clean top-to-bottom run",
+)
+def edited_or_out_of_order(ctx: Context) -> list[Hit]:
+    """Flag a cell run before one above it, and a cell edited after the ledger saw it run.
+
+    Saved outputs then come from an order or a version of the code that a top-to-bottom run
+    would not reproduce.
+    """
+    return _out_of_order(ctx) + _edited_after_run(ctx)
+
+
+def _out_of_order(ctx: Context) -> list[Hit]:
+    """Return a hit on the first code cell whose execution count is below one above it."""
+    highest = 0
+    for cell in ctx.nb.code():
+        if cell.execution_count is None:
+            continue
+        if cell.execution_count < highest:
+            return [
+                Hit(
+                    cell,
+                    1,
+                    f"this cell ran as In[{cell.execution_count}], before a cell above it "
+                    f"(In[{highest}]): "
+                    "the notebook was run out of order, so results may come from a different "
+                    "order or version of the code",
+                )
+            ]
+        highest = cell.execution_count
+    return []
+
+
+def _edited_after_run(ctx: Context) -> list[Hit]:
+    """Return a hit on the first cell whose source differs from when its ledger entry ran."""
+    for entry in ctx.ledger:
+        edited = ctx.by_id.get(str(entry.cell_id))
+        if edited and entry.source_sha1 and entry.source_sha1 != edited.source_sha1:
+            return [
+                Hit(
+                    edited,
+                    1,
+                    f"this cell was edited after its {entry.kind or 'analysis'} ran: the "
+                    "results shown may not come from this code",
+                    "ledger",
+                )
+            ]
+    return []
