@@ -13,10 +13,17 @@ server's rigor endpoint on a 1,000-cell notebook.
   panel sends: sources, ids, metadata, no outputs) to a real ``jupyter server`` subprocess with
   a token, round trip from a client, median of 7 after a warm-up; next to ``rigor.check`` on
   the same notebook in-process.
+- Workers: the server runs each check in a worker process (``rigor_pool``). In-process, on
+  the same 1,000-cell model: a worker's start-up (process start to the checker imported,
+  median of 7 fresh pools), a check in a warm worker next to the same check in a thread (what
+  the server did before: the difference is what the process costs per check), and how long a
+  killed worker's replacement takes to be ready. Also the server's own time to validate a
+  maximal (20 MiB) request body, the linear work it still does before handing over.
 - Bundles: bytes of the built JupyterLab extension (all its JavaScript chunks) and of each
   widget's bundle (JavaScript + CSS), raw and gzipped.
 
-    .venv/bin/python benchmarks/bench_panels.py
+    .venv/bin/python benchmarks/bench_panels.py            # everything
+    .venv/bin/python benchmarks/bench_panels.py --server   # the rigor endpoint and workers only
 """
 
 from __future__ import annotations
@@ -259,27 +266,9 @@ def _request(url: str, token: str, body: bytes | None = None) -> dict[str, Any]:
 
 
 def server_latency() -> dict[str, Any]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_rigor import big_notebook
-
     from interp_magics import rigor
 
-    nb = big_notebook(1000)
-    model = {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": dict(nb.metadata),
-        "cells": [
-            {
-                "id": c["id"],
-                "cell_type": c["cell_type"],
-                "source": c["source"],
-                "metadata": dict(c["metadata"]),
-                "execution_count": c.get("execution_count"),
-            }
-            for c in nb.cells
-        ],
-    }
+    model = _model_1000()
     body = json.dumps({"path": "big.ipynb", "notebook": model, "ledger": None}).encode()
     rigor.check(model)  # warm-up
     local = []
@@ -303,6 +292,109 @@ def server_latency() -> dict[str, Any]:
     }
 
 
+def _model_1000() -> dict[str, Any]:
+    """Return the 1,000-cell notebook model the panel would post (no outputs)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_rigor import big_notebook
+
+    nb = big_notebook(1000)
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": dict(nb.metadata),
+        "cells": [
+            {
+                "id": c["id"],
+                "cell_type": c["cell_type"],
+                "source": c["source"],
+                "metadata": dict(c["metadata"]),
+                "execution_count": c.get("execution_count"),
+            }
+            for c in nb.cells
+        ],
+    }
+
+
+def worker_costs(repeats: int = 7) -> dict[str, Any]:
+    """Return a worker's start-up, the per-check cost of the process, the replacement time."""
+    import asyncio
+
+    from interp_magics import rigor
+    from interp_magics.jupyter.rigor_pool import CheckPool, CheckTimedOut
+    from interp_magics.jupyter.server import checked_notebook
+
+    model = checked_notebook(_model_1000(), [])
+    task = {"notebook": model, "ledger": None, "name": "big.ipynb", "notes": []}
+
+    async def measure() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        startups = []
+        for _ in range(repeats):
+            pool = CheckPool(1, 60.0)
+            start = time.perf_counter()
+            worker = await pool._acquire()
+            startups.append(time.perf_counter() - start)
+            pool._release(worker)
+            await pool.close()
+        pool = CheckPool(1, 60.0)
+        answer = await pool.check(None, task)  # warm-up: start the worker
+        in_worker, in_thread = [], []
+        for _ in range(repeats):  # interleaved, so load on the machine hits both alike
+            start = time.perf_counter()
+            answer = await pool.check(None, task)
+            in_worker.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            local = await loop.run_in_executor(None, lambda: rigor.check(model, name="big.ipynb"))
+            in_thread.append(time.perf_counter() - start)
+        assert len(answer["reply"]["findings"]) == len(local)
+        stall = CheckPool(1, 0.5)
+        await stall.check(None, task)
+        (first,) = stall.pids()
+        marked = {**task, "stall_marker": model["cells"][0]["source"]}  # stalls on cell 1
+        try:
+            await stall.check(None, marked)
+            raise AssertionError("the stalled check was not stopped")
+        except CheckTimedOut:
+            killed = time.perf_counter()
+        replacement = stall._workers[0]
+        await replacement.ready
+        replaced = time.perf_counter() - killed
+        assert stall.pids() != [first]
+        await stall.close()
+        await pool.close()
+        return {
+            "worker_startup_s": statistics.median(startups),
+            "check_in_worker_1000_cells_s": statistics.median(in_worker),
+            "check_in_thread_1000_cells_s": statistics.median(in_thread),
+            "worker_overhead_per_check_s": statistics.median(in_worker)
+            - statistics.median(in_thread),
+            "replacement_ready_s": replaced,
+        }
+
+    return asyncio.run(measure())
+
+
+def validation_cost() -> dict[str, Any]:
+    """Return the server's time to parse and validate a 20 MiB request (before a check)."""
+    from interp_magics.jupyter.server import MAX_BODY, parse_request
+
+    line = "x = compute(layer, head)  # a line of code\n"
+    escaped = len(json.dumps(line)) - 2  # "\n" is two characters in JSON
+    source = line * (MAX_BODY // 5000 // escaped - 2)  # 5,000 cells just under MAX_BODY
+    cells = [
+        {"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": i, "source": source}
+        for i in range(5000)
+    ]
+    body = json.dumps({"notebook": {"nbformat": 4, "metadata": {}, "cells": cells}}).encode()
+    assert len(body) <= MAX_BODY, len(body)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        parse_request(body)
+        times.append(time.perf_counter() - start)
+    return {"validate_20mib_s": statistics.median(times), "validate_bytes": len(body)}
+
+
 def bundle_sizes() -> dict[str, Any]:
     """Return bytes (raw and gzipped) of the built labextension and of each widget bundle."""
     import gzip
@@ -323,10 +415,14 @@ def bundle_sizes() -> dict[str, Any]:
 
 
 def main() -> None:
+    if "--server" in sys.argv:
+        report_server()
+        return
     push = push_cost()
     server = server_latency()
+    workers = {**worker_costs(), **validation_cost()}
     bundles = bundle_sizes()
-    result = {**push, **server, "bundles": bundles}
+    result = {**push, **server, **workers, "bundles": bundles}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "panels.json").write_text(json.dumps(result, indent=2))
     print(
@@ -353,15 +449,34 @@ def main() -> None:
         f"{push['snapshot_message_bytes'] / 1024:.1f} KiB; later pushes "
         f"{push['push_message_bytes_median'] / 1024:.1f} KiB (median)"
     )
+    _print_server(server, workers)
+    for name, b in bundles.items():
+        print(f"bundle {name}: {b['bytes'] / 1024:.1f} KiB ({b['gzip'] / 1024:.1f} KiB gzipped)")
+
+
+def report_server() -> None:
+    """Measure and print the rigor endpoint and its workers only (``--server``)."""
+    _print_server(server_latency(), {**worker_costs(), **validation_cost()})
+
+
+def _print_server(server: dict[str, Any], workers: dict[str, Any]) -> None:
     print(
         f"POST /interp-magics/rigor, 1,000-cell notebook ({server['request_bytes'] / 1024:.0f} KiB): "
         f"{server['server_rigor_1000_cells_s'] * 1000:.0f} ms round trip (median of 7; "
         f"{server['findings']} findings); rigor.check in-process "
         f"{server['in_process_check_1000_cells_s'] * 1000:.0f} ms; goal < 1 s"
     )
-
-    for name, b in bundles.items():
-        print(f"bundle {name}: {b['bytes'] / 1024:.1f} KiB ({b['gzip'] / 1024:.1f} KiB gzipped)")
+    print(
+        f"rigor worker: start-up {workers['worker_startup_s'] * 1000:.0f} ms (process start to "
+        f"checker imported); 1,000-cell check {workers['check_in_worker_1000_cells_s'] * 1000:.0f}"
+        f" ms in a warm worker vs {workers['check_in_thread_1000_cells_s'] * 1000:.0f} ms in a "
+        f"thread ({workers['worker_overhead_per_check_s'] * 1000:+.0f} ms per check); a killed "
+        f"worker's replacement ready {workers['replacement_ready_s'] * 1000:.0f} ms after the kill"
+    )
+    print(
+        f"server-side validation of a {workers['validate_bytes'] / 2**20:.1f} MiB request "
+        f"(before the worker): {workers['validate_20mib_s'] * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

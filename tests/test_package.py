@@ -90,6 +90,13 @@ def test_wheel_builds_and_contains_the_package(tmp_path):
         "probes.css",
     ):
         assert f"interp_magics/widgets/static/{built}" in names
+    # the rule pages `interp-rigor --explain` prints and the server serves, one per rule
+    from interp_magics.rigor import RULES
+
+    for rule_id in RULES:
+        assert f"interp_magics/rigor/pages/{rule_id}.md" in names, rule_id
+    page = zipfile.ZipFile(wheel).read("interp_magics/rigor/pages/PRB001.md").decode()
+    assert "## References" in page and "Hewitt" in page
     bundle = zipfile.ZipFile(wheel).read("interp_magics/widgets/static/attention.js")
     assert b"http://" not in bundle and b"https://" not in bundle  # nothing fetched at display time
     assert len(bundle) < 300 * 1024

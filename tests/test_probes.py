@@ -404,3 +404,54 @@ def test_probe_magic(shell, sentences):
     ]:
         result = shell.run_cell(line)
         assert message in str(result.error_in_exec), line
+
+
+def _emitted_probe_records(run):
+    """Return the probe records ``run()`` emits (as the ledger receives them)."""
+    from interp_magics.core import events
+
+    records = []
+    unsubscribe = events.subscribe(records.append)
+    try:
+        run()
+    finally:
+        unsubscribe()
+    return [r for r in records if r["kind"] == "probe"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, recorded",
+    [
+        ({"n_permutations": 0}, ["majority", "random_features"]),  # no permutation test ran
+        ({"n_permutations": 20}, ["majority", "random_features", "shuffled"]),
+        ({"n_permutations": 20, "controls": ("shuffled",)}, ["shuffled"]),
+        ({"n_permutations": 0, "controls": ("shuffled", "majority")}, ["majority"]),
+    ],
+)
+def test_ledger_records_the_controls_that_ran(kwargs, recorded):
+    """``n_permutations=0`` asks for the shuffled control but runs none: the ledger says so."""
+    x, y = encoded(n=80)
+    [record] = _emitted_probe_records(lambda: probes.probe(x, y, cv=3, progress=False, **kwargs))
+    assert record["controls"] == recorded
+    assert record["n_permutations"] == kwargs["n_permutations"]
+
+
+def test_ledger_of_a_layer_sweep_records_the_controls_that_ran(sentences):
+    _, _, acts, labels = sentences
+
+    def sweep(n):
+        return lambda: probes.probe_layers(
+            acts,
+            labels,
+            layers="resid_post.{4-5}",
+            position="mean",
+            n_permutations=n,
+            cv=4,
+            controls=("shuffled", "majority"),
+            progress=False,
+        )
+
+    [without] = _emitted_probe_records(sweep(0))
+    [with_perms] = _emitted_probe_records(sweep(10))
+    assert without["controls"] == ["majority"] and without["n_permutations"] == 0
+    assert with_perms["controls"] == ["majority", "shuffled"] and with_perms["n_permutations"] == 10

@@ -59,7 +59,7 @@ def test_precision_and_recall_on_the_fixture_set():
     print(
         f"rigor fixtures: {len(expected)} expected findings, precision {precision:.2f}, recall {recall:.2f}"
     )
-    assert len(expected) == len(rigor.RULES) == 16
+    assert len(expected) == len(rigor.RULES) and {"PRB005", "STA005"} <= set(rigor.RULES)
     assert precision == 1.0 and recall == 1.0
 
 
@@ -208,7 +208,7 @@ def test_cli_formats_and_exit_codes(tmp_path, capsys):
     assert "STA001 error" in out and "fix: correct the family of tests" in out
     assert cli([bad, "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["findings"][0]["rule"] == "STA001" and data["summary"].startswith("1 errors")
+    assert data["findings"][0]["rule"] == "STA001" and data["summary"].startswith("1 error,")
     assert cli([bad, "--format", "sarif"]) == 1
     sarif = json.loads(capsys.readouterr().out)
     assert sarif["version"] == "2.1.0"
@@ -346,7 +346,8 @@ def test_rigor_magic(shell, tmp_path, monkeypatch):
     assert [f.rule for f in findings] == ["CAU001"]
     html = findings._repr_html_()
     assert (
-        "mine.ipynb#cell-id=c1" in html
+        'href="#cell-id=c1"' in html
+        and "mine.ipynb#" not in html
         and 'data-rule="CAU001"' in html
         and "save to include" in html
     )
@@ -383,3 +384,158 @@ def test_digits_inside_identifiers_are_not_stated_numbers():
     assert [f.rule for f in rigor.check(formula)] == []
     stated = notebook(("md", "The logit difference was 0.85 on the test set."))
     assert [f.rule for f in rigor.check(stated)] == ["STA002"]
+
+
+# -- reading every notebook Jupyter opens; a clear error for the rest -------------------------
+
+V3_CELLS = [
+    {"cell_type": "markdown", "source": "Head 1 implements copying."},
+    {"cell_type": "heading", "level": 2, "source": "Results"},
+    {"cell_type": "code", "input": "x = 1", "language": "python", "outputs": []},
+]
+
+
+def write_json(tmp_path, data, name="nb.ipynb"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": V3_CELLS}]},
+        {"worksheets": [{"cells": V3_CELLS}]},  # no version at all: read as nbformat 3
+        {"metadata": {"name": ""}, "worksheets": [{"cells": V3_CELLS}]},
+        {"nbformat": 2, "metadata": {}, "worksheets": [{"cells": V3_CELLS}]},
+        {"nbformat": 1, "cells": [{"cell_type": "text", "text": "Head 1 implements copying."}]},
+    ],
+    ids=["v3", "worksheets only", "worksheets and metadata", "v2", "v1"],
+)
+def test_older_notebooks_are_read_through_nbformat(tmp_path, data):
+    """What nbformat.read (and so Jupyter) opens is checked, from a file and from a dict."""
+    path = write_json(tmp_path, data)
+    assert [f.rule for f in rigor.check(path)] == ["CAU001"]
+    assert [f.rule for f in rigor.check(data)] == ["CAU001"]
+    assert cli([str(path)]) == 1  # a finding, not a crash
+    if "nbformat" in data:
+        assert jupyter_opens(path)  # what Jupyter opens, the checker reads
+
+
+def test_upgrade_v3_still_converts_for_the_server():
+    from interp_magics.rigor.notebook import upgrade_v3
+
+    v4 = upgrade_v3(
+        {"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": V3_CELLS}]}
+    )
+    assert v4["nbformat"] == 4
+    assert [c["cell_type"] for c in v4["cells"]] == ["markdown", "markdown", "code"]
+    assert v4["cells"][1]["source"] == "## Results" and v4["cells"][2]["source"] == "x = 1"
+    with pytest.raises(NotebookError, match="worksheets"):
+        upgrade_v3({"nbformat": 3, "worksheets": "no"})
+    with pytest.raises(NotebookError, match="cannot convert .*Jupyter cannot open it either"):
+        upgrade_v3({"nbformat": 3, "metadata": [], "worksheets": [{"cells": []}]})
+
+
+def jupyter_opens(path):
+    """Whether nbformat's reader, which Jupyter opens notebooks with, reads ``path``."""
+    import nbformat as nbf
+
+    try:
+        nb = nbf.read(str(path), as_version=4)
+    except Exception:
+        return False
+    return isinstance(nb.get("cells"), list)  # Jupyter needs the cells list it validates
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('{"nbformat": "four", "nbformat_minor": 0, "metadata": {}, "cells": []}', '"four", which is not a version number'),
+        ('{"nbformat": "4", "metadata": {}, "cells": []}', '"4", which is not a version number'),
+        ('{"nbformat": 4.0, "metadata": {}, "cells": []}', "4.0, which is not a version number"),
+        ('{"nbformat": [4], "cells": []}', "a JSON array, which is not a version number"),
+        ('{"nbformat": 5, "metadata": {}, "cells": []}', "nbformat 5; Jupyter and this checker read versions 1 to 4"),
+        ('{"nbformat": 0, "cells": []}', "nbformat 0"),
+        ('{"nbformat": 4, "metadata": {}}', "not a notebook (no cells)"),
+        ('{"nbformat": 4, "cells": {"0": {}}}', "not a notebook (no cells)"),
+        ('{"nbformat": 3, "worksheets": [{"cells": ["text"]}]}', "cannot convert this nbformat 3"),
+        ('{"nbformat": 3, "metadata": [], "worksheets": [{"cells": []}]}', "cannot convert this nbformat 3"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply or too large"),
+        ('{"metadata": {"a": ' + "[" * 100_000 + "]" * 100_000 + '}, "cells": []}', "nested too deeply"),
+        ("[]", "not a notebook"),
+        ('"a string"', "not a notebook"),
+    ],
+    ids=["four", "string 4", "float", "list", "v5", "v0", "no cells", "cells object",
+         "v3 string cell", "v3 list metadata", "nested array", "nested metadata", "array", "string"],
+)  # fmt: skip
+def test_what_jupyter_cannot_open_is_a_notebook_error_with_a_message(
+    tmp_path, capsys, data, message
+):
+    path = write_json(tmp_path, data)
+    assert not jupyter_opens(path)
+    with pytest.raises(NotebookError, match=re.escape(message)):
+        rigor.check(path)
+    assert cli([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_odd_but_openable_notebooks_are_checked(tmp_path):
+    """Deep metadata, odd metadata and odd cell fields: read what is there, never crash.
+
+    (Jupyter's validator gives up on this one; the checker still reads its cells.)
+    """
+    deep = "[" * 500 + "]" * 500
+    text = (
+        '{"nbformat": 4, "nbformat_minor": 5, "metadata": {"deep": ' + deep + ', "interp_magics": '
+        '{"rigor": {"ignore": [{"rule": ' + deep + '}, {"rule": "CAU001", "reason": 7}]}}}, "cells": ['
+        '{"cell_type": "markdown", "id": ' + deep + ', "metadata": [], "source": "Head 1 implements copying."},'
+        '{"cell_type": "code", "id": 5, "metadata": {"tags": [1, "x"]}, "execution_count": true,'
+        ' "outputs": [{"output_type": "error", "ename": ' + deep + ', "evalue": ["a", 1]}], "source": ["x", 2]},'
+        '{"cell_type": ' + deep + ', "source": "Head 2 implements copying."}, "not a cell"]}'
+    )  # fmt: skip
+    path = write_json(tmp_path, text)
+    [finding] = rigor.check(path)
+    assert finding.rule == "CAU001" and finding.cell_id == "cell-1"
+    assert finding.suppressed and finding.reason == "7 (notebook metadata)"
+    from interp_magics.rigor.notebook import load
+
+    cells = load(path).cells
+    assert [c.id for c in cells] == ["cell-1", "5", "cell-3"]
+    assert [c.kind for c in cells] == ["markdown", "code", "unknown"]
+    assert cells[1].execution_count is None and cells[1].tags == ["x"] and cells[1].source == "x"
+    assert cells[1].outputs_text == ": a"
+
+
+def test_a_folder_or_a_pipe_is_refused_without_reading(tmp_path, capsys):
+    import os
+
+    with pytest.raises(NotebookError, match="not a file"):
+        rigor.check(tmp_path)
+    pipe = tmp_path / "pipe.ipynb"
+    os.mkfifo(pipe)
+    assert cli([str(pipe)]) == 2  # returns at once: a pipe would block a read forever
+    assert "not a file" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-2, 6) | st.floats(allow_nan=False) | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+            st.sampled_from(["nbformat", "nbformat_minor", "cells", "worksheets", "metadata",
+                             "cell_type", "source", "input", "outputs", "id", "execution_count",
+                             "text", "data", "tags", "interp_magics", "rigor", "ignore", "rule"]),
+            inner, max_size=6),
+        max_leaves=30,
+    )
+)  # fmt: skip
+def test_any_json_gives_findings_or_a_notebook_error(data):
+    """Whatever JSON a file holds, the checker answers with findings or NotebookError."""
+    try:
+        findings = rigor.check(data)
+    except NotebookError as exc:
+        assert str(exc)
+    else:
+        assert all(f.rule in rigor.RULES for f in findings)

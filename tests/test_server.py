@@ -7,8 +7,12 @@ computes in this process for the same notebook and ledger.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +20,13 @@ from typing import Any
 
 import pytest
 from jupyter_server.auth import Authorizer
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets.config import Config
 
 import interp_magics
-from interp_magics.jupyter import server
+from interp_magics.jupyter import rigor_request, server
+from interp_magics.jupyter.rigor_pool import CheckPool
 from interp_magics.rigor import RULES, check
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -176,7 +182,7 @@ async def test_suppressed_findings_are_reported_as_suppressed(rigor):
 
 
 async def test_overlong_cells_are_noted_and_not_checked(rigor, monkeypatch):
-    monkeypatch.setattr(server, "MAX_CELL_SOURCE", 30)
+    monkeypatch.setattr(rigor_request, "MAX_CELL_SOURCE", 30)
     nb = notebook(markdown(CLAIM, "m1"), code("x = 1", "c2"))
     assert len(CLAIM) > 30 and "CAU001" in {f.rule for f in check(nb)}
     status, reply = await rigor({"notebook": nb})
@@ -353,7 +359,7 @@ async def test_malformed_ledgers_are_400(rigor, ledger, says):
 
 
 async def test_too_many_ledger_entries_are_400(rigor, monkeypatch):
-    monkeypatch.setattr(server, "MAX_LEDGER_ENTRIES", 3)
+    monkeypatch.setattr(rigor_request, "MAX_LEDGER_ENTRIES", 3)
     body = {"notebook": ledger_notebook(), "ledger": [P_VALUES] * 4}
     message = await bad_request(rigor, body)
     assert message == "the ledger has 4 entries; at most 3 are accepted"
@@ -461,7 +467,7 @@ async def test_malformed_metadata_and_outputs_are_not_a_server_error(rigor, body
 
 
 async def test_too_many_cells_are_400(rigor, monkeypatch):
-    monkeypatch.setattr(server, "MAX_CELLS", 2)
+    monkeypatch.setattr(rigor_request, "MAX_CELLS", 2)
     nb = notebook(*(code("x = 1", f"c{i}") for i in range(3)))
     message = await bad_request(rigor, {"notebook": nb})
     assert message == "the notebook has 3 cells; the checker reads at most 2"
@@ -613,6 +619,393 @@ async def test_nbformat_3_file_by_path(rigor, jp_root_dir):
     status, reply = await rigor({"path": "old.ipynb"})
     assert status == 200, reply
     assert [(f["rule"], f["cell_index"]) for f in reply["findings"]] == [("CAU001", 2)]
+
+
+# -- worker processes: time limit, limits on parallel checks -------------------------------------
+
+STALL = "RIGOR-TEST-STALL"  # RigorChecks.stall_marker: a cell with it keeps the worker spinning
+
+
+def stalling(*cells: dict[str, Any]) -> dict[str, Any]:
+    """A notebook whose check never ends by itself (under the stall_marker setting)."""
+    return notebook(markdown(f"{CLAIM} {STALL}", "m1"), *cells)
+
+
+@pytest.fixture
+def pool(jp_serverapp):
+    return jp_serverapp.web_app.settings[server.POOL]
+
+
+async def until(condition, what: str, timeout: float = 60.0) -> None:
+    """Wait until ``condition()`` holds (polling), or fail saying ``what`` never happened."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"{what} did not happen within {timeout} s"
+        await asyncio.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_checks_run_in_a_warm_worker_process(rigor, pool):
+    nb = fixture_nb("STA001")
+    assert pool.pids() == []  # started on first use
+    status, reply = await rigor({"notebook": nb})
+    assert status == 200 and reply["status"] == "checked"
+    assert reply["findings"] == expected(nb)
+    (pid,) = pool.pids()
+    assert pid != os.getpid() and alive(pid)
+    status, reply = await rigor({"notebook": nb})
+    assert status == 200 and reply["findings"] == expected(nb)
+    assert pool.pids() == [pid]  # the same worker again
+
+
+@pytest.mark.parametrize("extra_config", [{"RigorChecks": {"timeout": 3.0, "stall_marker": STALL}}])
+async def test_a_check_past_the_time_limit_is_killed_and_its_worker_replaced(rigor, pool, jp_fetch):
+    status, reply = await rigor({"notebook": notebook(markdown(CLAIM, "m1"))})
+    assert status == 200 and [f["rule"] for f in reply["findings"]] == ["CAU001"]
+    (first,) = pool.pids()
+
+    slow = asyncio.ensure_future(rigor({"notebook": stalling(), "path": "slow.ipynb"}))
+    await until(lambda: pool.running == 1, "the stalled check starting")
+    # the server answers other requests while a check spins holding its worker's GIL
+    contents = await jp_fetch("api", "contents", raise_error=False)
+    assert contents.code == 200 and not slow.done()
+
+    status, reply = await slow
+    assert status == 504, reply
+    assert reply["status"] == "timed-out" and reply["timeout"] == 3.0
+    assert reply["message"].startswith("check timed out: checking slow.ipynb took longer")
+    assert reply["notebook"] == "slow.ipynb" and "findings" not in reply
+    await until(lambda: not alive(first), "the killed worker exiting")
+    await until(lambda: len(pool.pids()) == 1, "a replacement worker starting")
+    (second,) = pool.pids()
+    assert second != first and alive(second)
+
+    nb = fixture_nb("STA001")
+    status, reply = await rigor({"notebook": nb})
+    assert status == 200 and reply["findings"] == expected(nb)
+    assert pool.pids() == [second] and pool.running == 0
+
+
+@pytest.mark.parametrize(
+    "extra_config", [{"RigorChecks": {"max_checks": 1, "stall_marker": STALL}}]
+)
+async def test_a_check_beyond_the_global_limit_is_503(rigor, pool, jp_fetch):
+    slow = asyncio.ensure_future(rigor({"notebook": stalling(), "path": "a.ipynb"}))
+    await until(lambda: pool.running == 1, "the stalled check starting")
+    for body in ({"notebook": notebook(markdown(CLAIM, "m1"))}, {"path": "b.ipynb"}):
+        response = await jp_fetch(
+            "interp-magics", "rigor", method="POST", body=json.dumps(body), raise_error=False
+        )
+        assert response.code == 503, response.body
+        assert response.headers["Retry-After"] == "1"
+        reply = json.loads(response.body)
+        assert reply["status"] == "busy" and reply["retry_after"] == 1
+        assert reply["message"] == (
+            "the server is already running 1 rigor check, as many as it allows at once; "
+            "try again in a moment"
+        )
+    assert not slow.done() and pool.running == 1
+    # a newer check of the same notebook is not refused: it replaces the stalled one
+    status, reply = await rigor({"notebook": notebook(markdown(CLAIM, "m1")), "path": "a.ipynb"})
+    assert status == 200 and [f["rule"] for f in reply["findings"]] == ["CAU001"]
+    status, reply = await slow
+    assert status == 409 and reply["status"] == "superseded"
+
+
+@pytest.mark.parametrize(
+    "extra_config", [{"RigorChecks": {"max_checks": 3, "stall_marker": STALL}}]
+)
+async def test_one_check_per_notebook_a_newer_one_supersedes(rigor, pool):
+    old = asyncio.ensure_future(rigor({"notebook": stalling(), "path": "work/n.ipynb"}))
+    await until(lambda: pool.running == 1, "the stalled check starting")
+    (stalled,) = [w.proc.pid for w in pool._workers if w.busy]
+
+    # another notebook is checked beside it
+    nb = fixture_nb("STA001")
+    status, reply = await rigor({"notebook": nb, "path": "work/other.ipynb"})
+    assert status == 200 and reply["findings"] == expected(nb, name="other.ipynb")
+    assert not old.done() and pool.running == 1
+
+    # the same notebook (the same path, however written) replaces the running check
+    status, reply = await rigor({"notebook": nb, "path": "/work/./x/../n.ipynb"})
+    assert status == 200 and reply["findings"] == expected(nb, name="n.ipynb")
+    status, reply = await old
+    assert status == 409, reply
+    assert reply == {
+        "status": "superseded",
+        "message": "a newer check of this notebook replaced this one",
+        "reason": "superseded",
+    }
+    await until(lambda: not alive(stalled), "the superseded check's worker exiting")
+    assert pool.running == 0 and stalled not in pool.pids()
+
+
+async def test_a_worker_that_died_between_checks_is_replaced(rigor, pool):
+    nb = fixture_nb("STA001")
+    status, _ = await rigor({"notebook": nb})
+    assert status == 200
+    (dead,) = pool.pids()
+    os.kill(dead, signal.SIGKILL)
+    await until(lambda: pool._workers[0].proc.poll() is not None, "the worker dying")
+    status, reply = await rigor({"notebook": nb})
+    assert status == 200 and reply["findings"] == expected(nb)
+    (pid,) = pool.pids()
+    assert pid != dead and alive(pid)
+
+
+async def test_the_workers_stop_with_the_server(rigor, pool, jp_serverapp):
+    status, _ = await rigor({"notebook": notebook(markdown(CLAIM, "m1"))})
+    assert status == 200
+    pids = pool.pids()
+    assert len(pids) == 1 and alive(pids[0])
+    await jp_serverapp.cleanup_extensions()  # what the server's shutdown runs
+    assert pool.pids() == [] and not any(alive(pid) for pid in pids)
+
+
+def test_idle_workers_beyond_one_are_stopped():
+    nb = fixture_nb("STA001")
+    task = {"notebook": server.checked_notebook(nb, []), "ledger": None, "name": "n", "notes": []}
+
+    async def run() -> None:
+        pool = CheckPool(2, 30.0, idle_seconds=0.3)
+        try:
+            answers = await asyncio.gather(pool.check(None, task), pool.check(None, task))
+            assert [a["reply"]["findings"] for a in answers] == [expected(nb, name="n")] * 2
+            pids = pool.pids()
+            assert len(pids) == 2  # two checks at once: two workers
+            await until(lambda: len(pool.pids()) == 1, "an idle worker stopping")
+            (kept,) = pool.pids()
+            assert kept in pids
+            await until(lambda: sum(alive(pid) for pid in pids) == 1, "its process exiting")
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
+
+
+def test_the_worker_imports_only_the_checker():
+    code = (
+        "import sys; from interp_magics.jupyter import rigor_worker; import interp_magics.rigor; "
+        "print(sorted({'torch', 'numpy', 'tornado', 'jupyter_server'} "
+        "& set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+# -- the body is read only after authorization ---------------------------------------------------
+
+BIG = 20 * 2**20  # the real MAX_BODY: a body the size limit alone would let through
+
+
+@pytest.fixture
+def received(monkeypatch):
+    """The bytes that reached RigorHandler.data_received, per request."""
+    seen: list[int] = []
+    collect = server.RigorHandler.data_received
+
+    def data_received(self, chunk):
+        seen.append(len(chunk))
+        return collect(self, chunk)
+
+    monkeypatch.setattr(server.RigorHandler, "data_received", data_received)
+    return seen
+
+
+async def test_an_unauthenticated_big_body_is_never_read(url, jp_serverapp, received):
+    assert server.MAX_BODY == BIG
+    small = json.dumps({"notebook": notebook(markdown(CLAIM, "m1"))}).encode()
+    token = {"Authorization": f"token {jp_serverapp.identity_provider.token}"}
+    response = await raw_fetch(url("rigor"), method="POST", body=small, headers=token)
+    assert response.code == 200 and sum(received) == len(small)  # the count works
+
+    received.clear()
+    for headers in ({}, {"Authorization": "token not-the-token"}):
+        response = await raw_fetch(url("rigor"), method="POST", body=b" " * BIG, headers=headers)
+        assert response.code in (401, 403), response.code
+        assert received == []
+
+
+@pytest.mark.parametrize(
+    "extra_config", [{"ServerApp": {"authorizer_class": _RecordingAuthorizer}}]
+)
+async def test_an_unauthorized_big_body_is_never_read(jp_fetch, received):
+    ASKED.clear()
+    response = await jp_fetch(
+        "interp-magics", "rigor", method="POST", body=b" " * BIG, raise_error=False
+    )
+    assert response.code == 403
+    assert json.loads(response.body)["message"] == (
+        "User is not authorized to read on resource: contents."
+    )
+    assert ASKED == [("read", "contents")]
+    assert received == []
+
+
+async def test_a_chunked_body_past_the_limit_is_413(jp_fetch, monkeypatch, received):
+    """Without a Content-Length the limit applies as the body streams in."""
+    monkeypatch.setattr(server, "MAX_BODY", 1000)
+    stored: list[list[bytes]] = []
+    original = server.RigorHandler.post
+
+    async def post(self):
+        stored.append(list(self._chunks))
+        return await original(self)
+
+    monkeypatch.setattr(server.RigorHandler, "post", post)
+
+    async def producer(write):
+        for _ in range(30):
+            await write(b" " * 50)
+
+    response = await jp_fetch(
+        "interp-magics", "rigor", method="POST", body_producer=producer, raise_error=False
+    )
+    assert response.code == 413, response.body
+    assert json.loads(response.body)["message"].startswith("the request is 0.0 MiB")
+    assert 1000 < sum(received) <= 1500  # refused as it streamed in, past the limit, ...
+    assert stored in ([], [[]])  # ... and nothing kept (post() runs if the body completes)
+
+
+# -- reading by path: sizes and error messages ---------------------------------------------------
+
+
+async def test_the_size_limit_reads_the_symlink_target(rigor, jp_root_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(server, "MAX_BODY", 1000)
+    big = tmp_path / "big.ipynb"
+    big.write_text(json.dumps(notebook(code("x = 1\n" * 500, "c1"))))
+    small = jp_root_dir / "small.ipynb"
+    small.write_text(json.dumps(notebook(markdown(CLAIM, "m1"))))
+    (jp_root_dir / "link.ipynb").symlink_to(big)
+    (jp_root_dir / "small-link.ipynb").symlink_to(small)
+    assert (jp_root_dir / "link.ipynb").lstat().st_size < 1000 < big.stat().st_size
+
+    message = await bad_request(rigor, {"path": "link.ipynb"}, 413)
+    assert message.startswith("the notebook is 0.0 MiB; the rigor endpoint reads at most")
+    status, reply = await rigor({"path": "small-link.ipynb"})  # symlinks themselves still work
+    assert status == 200 and [f["rule"] for f in reply["findings"]] == ["CAU001"]
+
+
+class _GrowingContentsManager(AsyncLargeFileManager):
+    """Appends to a notebook's file just before reading it (a file that grows meanwhile)."""
+
+    async def get(self, path, content=True, type=None, format=None, **kwargs):
+        if content and path.endswith("grows.ipynb"):
+            nb = notebook(code("x = 1\n" * 500, "c1"))
+            (Path(self.root_dir) / path).write_text(json.dumps(nb))
+        return await super().get(path, content=content, type=type, format=format, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "extra_config",
+    [{"ServerApp": {"contents_manager_class": _GrowingContentsManager}}],
+)
+async def test_the_size_is_checked_again_after_reading(rigor, jp_root_dir, monkeypatch):
+    monkeypatch.setattr(server, "MAX_BODY", 1000)
+    (jp_root_dir / "grows.ipynb").write_text(json.dumps(notebook(markdown(CLAIM, "m1"))))
+    assert (jp_root_dir / "grows.ipynb").stat().st_size < 1000
+    message = await bad_request(rigor, {"path": "grows.ipynb"}, 413)
+    assert "the rigor endpoint reads at most" in message
+
+
+ABSOLUTE = re.compile(r"(?:^|[\s'\"(=:,])(?:/|~/|[A-Za-z]:\\)\w")
+
+
+async def test_errors_name_no_server_path(rigor, jp_root_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(server, "MAX_BODY", 5000)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big.ipynb").write_text(json.dumps(notebook(code("x = 1\n" * 2000, "c1"))))
+    root = jp_root_dir
+    (root / "notes.ipynb").write_text("hello")
+    (root / "latin1.ipynb").write_bytes(b'{"cells": "\xe9"}')
+    (root / "list.ipynb").write_text("[]")
+    (root / "folder.ipynb").mkdir()
+    os.mkfifo(root / "fifo.ipynb")
+    (root / "dangling.ipynb").symlink_to(outside / "gone.ipynb")
+    (root / "to-dir.ipynb").symlink_to(outside)
+    (root / "big.ipynb").symlink_to(outside / "big.ipynb")
+    cases = {
+        "missing.ipynb": 404,
+        "dangling.ipynb": 404,
+        "../outside/big.ipynb": 404,
+        str(outside / "big.ipynb"): 404,
+        "notes.ipynb": 400,
+        "latin1.ipynb": 400,
+        "list.ipynb": 400,
+        "folder.ipynb": 400,
+        "fifo.ipynb": 400,
+        "to-dir.ipynb": 400,
+        "big.ipynb": 413,
+    }
+    for path, code_ in cases.items():
+        status, reply = await rigor({"path": path})
+        assert status == code_, (path, status, reply)
+        message = reply["message"]
+        assert str(tmp_path) not in message and str(Path.home()) not in message, (path, message)
+        assert not ABSOLUTE.search(message), (path, message)
+        if code_ == 400:
+            assert path in message, (path, message)
+
+
+# -- rule pages ----------------------------------------------------------------------------------
+
+
+def render_page():
+    try:
+        from interp_magics.rigor.pages import render_page
+    except ImportError as exc:
+        pytest.fail(f"interp_magics/rigor/pages.py with render_page() is missing: {exc}")
+    return render_page
+
+
+async def test_rule_pages_are_served_as_html(jp_fetch):
+    render = render_page()
+    for rule in RULES:
+        response = await jp_fetch("interp-magics", "rules", rule)
+        assert response.code == 200
+        assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+        assert response.body.decode() == render(rule, "html")
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+    for fmt, kind in (("markdown", "text/markdown"), ("text", "text/plain")):
+        response = await jp_fetch("interp-magics", "rules", "PRB001", params={"format": fmt})
+        assert response.headers["Content-Type"] == f"{kind}; charset=UTF-8"
+        assert response.body.decode() == render("PRB001", fmt)
+
+
+async def test_unknown_rule_pages_are_404(jp_fetch):
+    render_page()
+    response = await jp_fetch("interp-magics", "rules", "XYZ999", raise_error=False)
+    assert response.code == 404
+    assert json.loads(response.body)["message"] == (
+        "no rule XYZ999: GET /interp-magics/status lists the rules"
+    )
+    response = await jp_fetch("interp-magics", "rules", "a.b", raise_error=False)
+    assert response.code == 404  # not a rule id: no handler
+    response = await jp_fetch(
+        "interp-magics", "rules", "PRB001", params={"format": "pdf"}, raise_error=False
+    )
+    assert response.code == 400
+    assert json.loads(response.body)["message"] == "format must be html, markdown or text"
+    # ids are matched without regard to case, as on the command line
+    response = await jp_fetch("interp-magics", "rules", "prb001")
+    assert response.body.decode() == render_page()("PRB001", "html")
+
+
+async def test_rule_pages_need_the_token(url):
+    response = await raw_fetch(url("rules/PRB001"))
+    assert response.code in (401, 403)
 
 
 # -- packaging -----------------------------------------------------------------------------------

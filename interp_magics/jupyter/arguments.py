@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import difflib
 import keyword
-import os
-from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -93,13 +91,12 @@ def head_pair(text: str) -> tuple[int, int]:
 
 
 def current_notebook(shell: Any) -> str | None:
-    """Return the path of the notebook this kernel runs, when the front end tells it."""
-    candidates = [shell.user_ns.get("__vsc_ipynb_file__"), os.environ.get("JPY_SESSION_NAME")]
-    for candidate in candidates:
-        if not candidate:
-            continue
-        path = Path(str(candidate))
-        for option in (path, Path.cwd() / path.name):
-            if option.suffix == ".ipynb" and option.is_file():
-                return str(option)
-    return None
+    """Return the path of the notebook this kernel runs, or None when it cannot be found.
+
+    What the front end names, else, under nbclient and nbconvert, the notebook in the working
+    directory holding this kernel's code (:func:`~.notebook_finder.find_notebook`). Raises
+    UsageError when several notebooks match equally.
+    """
+    from .notebook_finder import find_notebook
+
+    return find_notebook(shell)

@@ -2,6 +2,9 @@
 
 Load with ``%load_ext interp_magics``. Every magic is ``@no_var_expand`` because the site
 grammar uses braces (``transformer.h.{0-5}.attn``) that IPython would otherwise expand.
+
+This module is a little over 400 lines because each magic's ``@argument`` list is its
+``%name?`` help; the parsing helpers they share live in ``arguments.py``.
 """
 
 from __future__ import annotations
@@ -373,7 +376,10 @@ class InterpMagics(Magics):
 
         Reads the saved notebook (save first) and combines it with the analysis ledger of this
         kernel. Each finding names the cell (with a link that jumps to it), what is missing, the
-        fix and a citation. ``interp-rigor`` runs the same checks from a terminal or CI.
+        fix and a citation; ``interp-rigor --explain RULE`` prints a rule's page. Without a
+        path, the notebook is the one the front end names or, under nbclient and nbconvert,
+        the one in the kernel's working directory holding the code this kernel ran.
+        ``interp-rigor`` runs the same checks from a terminal or CI.
         """
         from ..rigor import check
         from ..rigor.notebook import NotebookError
@@ -382,8 +388,9 @@ class InterpMagics(Magics):
         path = unquote(args.notebook) if args.notebook else current_notebook(self.shell)
         if path is None:
             raise UsageError(
-                "cannot tell which notebook this kernel runs; give its path, "
-                "e.g. %rigor analysis.ipynb"
+                "cannot tell which notebook this kernel runs: the front end did not name it "
+                "(nbclient and nbconvert do not) and no notebook in the working directory holds "
+                "this cell; give its path, e.g. %rigor analysis.ipynb"
             )
         try:
             findings = check(

@@ -111,7 +111,9 @@ def probe(
         events.emit(
             ProbeRecord(
                 estimator=report.estimator,
-                controls=sorted({control_name(c) for c in [*controls, *report.controls]}),
+                # the controls that ran, not those asked for: n_permutations=0 runs no
+                # permutation test, so "shuffled" would be a control the ledger only claims
+                controls=_ran(report, "majority" in controls),
                 n_permutations=len(perms),
                 p_values=1,
                 corrected=False,
@@ -120,6 +122,16 @@ def probe(
             )
         )
     return report
+
+
+def _ran(report: ProbeReport, majority: bool) -> list[str]:
+    """Return the vocabulary names of the controls ``report`` ran (what the ledger records)."""
+    ran = {control_name(c) for c in report.controls}
+    if report.permutation is not None:  # at least one label permutation was fitted
+        ran.add(control_name("shuffled"))
+    if majority:  # the chance levels are computed whenever asked for
+        ran.add(control_name("majority"))
+    return sorted(ran)
 
 
 def _report(
@@ -225,9 +237,7 @@ def probe_layers(
     events.emit(
         ProbeRecord(
             estimator=first.estimator,
-            controls=sorted(
-                {control_name(c) for c in [*kwargs.get("controls", CONTROLS), *first.controls]}
-            ),
+            controls=_ran(first, "majority" in kwargs.get("controls", CONTROLS)),
             n_permutations=first.permutation["n"] if first.permutation else 0,
             p_values=len(reports),
             corrected=True,

@@ -24,7 +24,25 @@ if TYPE_CHECKING:
     from .rules.context import Context
 
 METHODOLOGY = "interpretability-for-researchers.md"
-"""The methodology guide the citations point to, by section."""
+"""Marks a citation clause naming a section of the methodology guide the rules follow.
+
+The guide does not ship with the package, so no finding cites it: :func:`reference` drops such
+clauses (or, when a rule cites nothing else, puts the published work the section rests on in
+their place, :data:`GUIDE_SOURCES`) and points at the rule's page, which carries the full
+references."""
+
+GUIDE_SOURCES = {
+    "Controls and Baselines": "Hewitt & Liang 2019, Designing and Interpreting Probes with "
+    "Control Tasks",
+    "Statistical Rigor": "Bouthillier et al. 2021, Accounting for Variance in Machine Learning "
+    "Benchmarks",
+    "Reproducibility": "Pimentel et al. 2019, A Large-Scale Study About Quality and "
+    "Reproducibility of Jupyter Notebooks",
+    "Multiple Validation Methods": "Geiger et al. 2021, Causal Abstractions of Neural Networks",
+    "Common Pitfalls 1": "Jain & Wallace 2019, Attention is not Explanation",
+    "Common Pitfalls 2": "Bolukbasi et al. 2021, An Interpretability Illusion for BERT",
+}
+"""The published work each cited section of the methodology guide rests on."""
 
 Severity = Literal["error", "warning"]
 
@@ -54,7 +72,7 @@ class Rule:
     severity: Severity
     title: str
     fix: str
-    reference: str  # the citation
+    reference: str  # the citation: published work and the rule's page (see reference())
     alternatives: str  # accepted ways of doing it that must not be flagged
     check: Check = field(compare=False, repr=False)
 
@@ -89,10 +107,30 @@ def rule(
     def register(check: Check) -> Check:
         if rule_id in RULES:
             raise ValueError(f"rule {rule_id} is registered twice")
-        RULES[rule_id] = Rule(rule_id, severity, title, fix, cite, alternatives, check)
+        cited = reference(rule_id, cite)
+        RULES[rule_id] = Rule(rule_id, severity, title, fix, cited, alternatives, check)
         ordered = sorted(RULES.items(), key=lambda item: (FAMILIES.index(item[0][:3]), item[0]))
         RULES.clear()  # in place: modules that imported RULES hold this dict
         RULES.update(ordered)
         return check
 
     return register
+
+
+def reference(rule_id: str, cite: str) -> str:
+    """Return what findings of ``rule_id`` cite: the published work in ``cite``, and its page.
+
+    Clauses (``;``-separated) naming the methodology guide are dropped, since users do not
+    have it; if nothing else is cited, the work behind the guide's section takes their place.
+    The page (``interp-rigor --explain RULE``) ships with the package and has full references.
+    """
+    clauses = [c.strip() for c in cite.split(";") if c.strip()]
+    published = [c for c in clauses if METHODOLOGY not in c]
+    if not published:
+        published = [
+            source
+            for clause in clauses
+            for section, source in GUIDE_SOURCES.items()
+            if f"§{section}" in clause
+        ]
+    return "; ".join([*published, f"rule page: interp-rigor --explain {rule_id}"])

@@ -1,12 +1,48 @@
-"""Findings and their formats: text with notebook locations, JSON, and SARIF 2.1.0."""
+"""Findings and their formats: text with notebook locations, HTML, JSON, and SARIF 2.1.0.
+
+Everything in a finding that comes from a notebook (its file name, cell ids, messages quoting
+markdown, suppression reasons) is untrusted: the text form escapes control characters, so a
+crafted cell id cannot start a new line (forging a CI annotation such as ``::error``) or send
+terminal escape codes, and the HTML form escapes every value and links to cells only by a
+``#cell-id=`` fragment.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote
+
+# C0 and C1 control characters, line and paragraph separators, and the bidirectional
+# formatting characters that make text display in another order than it reads.
+_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+_BIDI_AND_SEPARATORS = [0x061C, 0x200E, 0x200F, *range(0x2028, 0x202F), *range(0x2066, 0x206A)]
+_ESCAPES.update({c: f"\\u{c:04x}" for c in _BIDI_AND_SEPARATORS})
+CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+"""A cell id as nbformat 4.5 defines it."""
+
+
+def printable(text: str) -> str:
+    """Return ``text`` on one line with control and bidi characters written as escapes."""
+    return text.translate(_ESCAPES)
+
+
+def shown_id(cell_id: str) -> str:
+    """Return a cell id for display: as it is when valid, else quoted, escaped and shortened."""
+    if CELL_ID.fullmatch(cell_id):
+        return cell_id
+    short = cell_id if len(cell_id) <= 64 else cell_id[:63] + "…"
+    return f'"{printable(short)}" (not a valid cell id)'
+
+
+def plural(n: int, word: str) -> str:
+    """Return ``"1 error"``, ``"2 errors"``, ``"0 errors"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass
@@ -29,16 +65,21 @@ class Finding:
     json_line: int = 1
 
     def location(self) -> str:
-        """Return ``notebook.ipynb:cell 7 [id a1b2c3, In[12]]:3``."""
+        """Return ``notebook.ipynb:cell 7 [id a1b2c3, In[12]]:3``, escaped for a terminal."""
         run = f", In[{self.execution_count}]" if self.execution_count is not None else ""
-        return f"{self.notebook}:cell {self.cell_index} [id {self.cell_id}{run}]:{self.line}"
+        where = f"cell {self.cell_index} [id {shown_id(self.cell_id)}{run}]:{self.line}"
+        return f"{printable(self.notebook)}:{where}"
 
     def text(self) -> str:
-        """Return the one-line form printed by the CLI."""
-        tag = f" (suppressed: {self.reason})" if self.suppressed else ""
+        """Return the form the CLI prints: the finding on one line, then its fix and citation.
+
+        Values from the notebook are escaped (:func:`printable`), so each finding is exactly
+        three lines whatever the notebook holds.
+        """
+        tag = f" (suppressed: {printable(self.reason)})" if self.suppressed else ""
         return (
-            f"{self.location()}: {self.rule} {self.severity}: {self.message}{tag}\n"
-            f"    fix: {self.fix}\n    see: {self.reference}"
+            f"{self.location()}: {self.rule} {self.severity}: {printable(self.message)}{tag}\n"
+            f"    fix: {printable(self.fix)}\n    see: {printable(self.reference)}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,13 +98,13 @@ class Findings(list["Finding"]):
         active = self.active()
         counts = Counter(f.severity for f in active)
         suppressed = len(self) - len(active)
-        parts = [f"{counts.get('error', 0)} errors", f"{counts.get('warning', 0)} warnings"]
+        parts = [plural(counts["error"], "error"), plural(counts["warning"], "warning")]
         if suppressed:
             parts.append(f"{suppressed} suppressed")
         return ", ".join(parts)
 
     def __repr__(self) -> str:
-        tail = [self.note] if self.note else []
+        tail = [printable(self.note)] if self.note else []
         if not self:
             return "\n".join(["rigor: no findings", *tail])
         return "\n".join([*(f.text() for f in self), f"rigor: {self.summary()}", *tail])
@@ -72,7 +113,9 @@ class Findings(list["Finding"]):
         esc = html.escape
         rows = []
         for f in self:
-            link = f"{esc(f.notebook)}#cell-id={esc(f.cell_id)}"
+            # Only a fragment: JupyterLab scrolls the notebook showing the table to the cell.
+            # The file name never goes into href (a file may be named "javascript:x.ipynb").
+            link = esc("#cell-id=" + quote(f.cell_id, safe=""))
             style = ' style="opacity:0.55"' if f.suppressed else ""
             suppressed = f" (suppressed: {esc(f.reason)})" if f.suppressed else ""
             rows.append(

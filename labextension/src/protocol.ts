@@ -165,10 +165,28 @@ export interface IFinding {
   reason: string;
 }
 
+/**
+ * What the server's status means: `checked` (200, with findings), `timed-out` (504: the check
+ * ran past the server's time limit and was stopped), `busy` (503: the server runs as many
+ * checks as it allows; retry after `retry_after` seconds), `superseded` (409: a newer check of
+ * the same notebook replaced this one).
+ */
+export type RigorStatus = 'checked' | 'timed-out' | 'busy' | 'superseded';
+
 export interface IRigorResponse {
   version: string;
+  status: RigorStatus;
   summary: string;
   findings: IFinding[];
+  notebook: string;
+  /** Cells the server did not check (too long), one note each. */
+  notes?: string[];
+  /** Why there are no findings (every status but `checked`). */
+  message?: string;
+  /** The time limit in seconds (`timed-out`). */
+  timeout?: number;
+  /** Seconds to wait before asking again (`busy`). */
+  retry_after?: number;
 }
 
 /** Return a byte count as text with a binary unit (`18.0 MiB`). */

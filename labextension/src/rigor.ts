@@ -2,6 +2,8 @@
  * One notebook's rigor findings. The live notebook model (cell ids, sources, metadata; no
  * outputs) and the kernel's last ledger go to the server's `/interp-magics/rigor`, which runs
  * the same `rigor.check` as `%rigor` and `interp-rigor`: no analysis happens in the browser.
+ * The server checks in a worker process with a time limit: a check that ran past it comes back
+ * as "timed-out" (no findings to show), and a busy server (503) is asked again shortly.
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
@@ -15,7 +17,10 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { KernelLink } from './kernel';
 import { IFinding, IRigorResponse } from './protocol';
 
-export type RigorState = 'checking' | 'ready' | 'no-server' | 'error';
+export type RigorState = 'checking' | 'ready' | 'timed-out' | 'busy' | 'no-server' | 'error';
+
+/** How many times in a row a check the server could not run now (busy, superseded) is retried. */
+const RETRIES = 5;
 
 /** The cell metadata key under which suppressions are stored. */
 export const METADATA_KEY = 'interp_magics';
@@ -91,10 +96,16 @@ export class RigorLink implements IDisposable {
 
   /** Run the check now (cancelling a pending debounced one); resolves when it is shown. */
   async check(): Promise<void> {
+    this._retries = 0;
+    return this._check();
+  }
+
+  private async _check(): Promise<void> {
     const model = this._panel.context.model;
     if (this._disposed || !model) {
       return;
     }
+    this._cancelRetry();
     const seq = ++this._seq;
     this._state = 'checking';
     this._changed.emit();
@@ -128,22 +139,61 @@ export class RigorLink implements IDisposable {
       );
       return;
     }
-    let data: Partial<IRigorResponse> & { message?: string };
+    let data: Partial<IRigorResponse>;
     try {
       data = await response.json();
     } catch {
       this._fail('error', `the server answered ${response.status} without JSON`);
       return;
     }
-    if (!response.ok) {
-      this._fail('error', data.message ?? `the server answered ${response.status}`);
-      return;
+    if (seq === this._seq && !this._disposed) {
+      this._show(response, data);
     }
-    this._findings = Array.isArray(data.findings) ? data.findings : [];
-    this._summary = data.summary ?? '';
-    this._state = 'ready';
-    this._message = '';
-    this._changed.emit();
+  }
+
+  /** Show the server's answer: findings, or why there are none. */
+  private _show(response: Response, data: Partial<IRigorResponse>): void {
+    const message = data.message ?? `the server answered ${response.status}`;
+    if (response.ok) {
+      this._findings = Array.isArray(data.findings) ? data.findings : [];
+      this._summary = data.summary ?? '';
+      this._state = 'ready';
+      this._message = '';
+      this._changed.emit();
+    } else if (data.status === 'timed-out') {
+      // The server stopped the check: no findings hold for this version of the notebook.
+      this._findings = [];
+      this._summary = '';
+      this._fail('timed-out', message);
+    } else if (data.status === 'busy' || data.status === 'superseded') {
+      // Busy: the server runs as many checks as it allows. Superseded: a check of this
+      // notebook from another window replaced ours. Either way, ask again a few times, waiting
+      // twice as long each time (1, 2, 4, 8, 16 s after a `retry_after` of 1).
+      const why =
+        data.status === 'busy'
+          ? 'the server is busy with as many rigor checks as it allows'
+          : 'a check of this notebook from another window replaced this one';
+      const wait = Math.max(1, Number(data.retry_after) || 1) * 2 ** this._retries;
+      if (this._retries < RETRIES) {
+        this._retries += 1;
+        this._retry = window.setTimeout(() => {
+          this._retry = null;
+          void this._check();
+        }, wait * 1000);
+        this._fail('busy', `${why}; trying again in ${wait} s`);
+      } else {
+        this._fail('busy', `${why}; the check runs again when the notebook changes`);
+      }
+    } else {
+      this._fail('error', message);
+    }
+  }
+
+  private _cancelRetry(): void {
+    if (this._retry !== null) {
+      window.clearTimeout(this._retry);
+      this._retry = null;
+    }
   }
 
   get summary(): string {
@@ -225,6 +275,7 @@ export class RigorLink implements IDisposable {
       return;
     }
     this._disposed = true;
+    this._cancelRetry();
     this._debouncer.dispose();
     Signal.clearData(this);
   }
@@ -261,6 +312,8 @@ export class RigorLink implements IDisposable {
   private _state: RigorState = 'checking';
   private _message = '';
   private _seq = 0;
+  private _retries = 0;
+  private _retry: number | null = null;
   private _ledgerSeq = -1;
   private _disposed = false;
   private _changed = new Signal<this, void>(this);

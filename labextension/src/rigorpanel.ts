@@ -1,7 +1,11 @@
 /**
  * The Rigor sidebar panel: the findings for the notebook in focus, grouped by severity then
- * rule. A row jumps to its cell; "Ignore" records a reason in the cell's metadata.
+ * rule. A row jumps to its cell; "Ignore" records a reason in the cell's metadata; each
+ * finding links to its rule's page, served by the Jupyter server, in a new tab.
  */
+
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
 
 import { h, setTabData } from './dom';
 import { IFinding } from './protocol';
@@ -10,6 +14,19 @@ import { SessionPanel } from './sessionpanel';
 import { NotebookSession, Sessions } from './sessions';
 
 export const RIGOR_PANEL_ID = 'interp-magics-rigor';
+
+/**
+ * Return the address of a rule's page on the Jupyter server (`<baseUrl>/interp-magics/rules/ID`),
+ * or null when `rule` is not a rule id: findings come from the server, but are checked anyway.
+ */
+export function rulePageUrl(baseUrl: string, rule: string): string | null {
+  if (!/^[A-Z]{3}\d{3}$/.test(rule)) {
+    return null;
+  }
+  const path = URLExt.join(baseUrl, 'interp-magics', 'rules', encodeURIComponent(rule));
+  const url = new URL(path, window.location.href);
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+}
 
 export class RigorPanel extends SessionPanel {
   constructor(sessions: Sessions) {
@@ -33,16 +50,28 @@ export class RigorPanel extends SessionPanel {
     const session = this._session;
     const rigor = session?.rigor;
     const open = rigor ? rigor.openCount : 0;
+    // A check that timed out, was refused or failed says nothing about the notebook: show no
+    // number then, rather than a green zero that reads as a clean notebook.
+    const known = !rigor || rigor.state === 'ready' || rigor.state === 'checking';
     // The count rides on the side tab as data-im-count (CSS draws the badge) and in the header.
-    setTabData(this, 'im-count', String(open));
-    this.title.caption = rigor ? `Rigor findings: ${open} open` : 'Rigor findings';
+    setTabData(this, 'im-count', known ? String(open) : '0');
+    this.title.caption = !rigor
+      ? 'Rigor findings'
+      : known
+        ? `Rigor findings: ${open} open`
+        : 'Rigor findings: not checked';
     if (!this.isVisible && this.node.childElementCount) {
       return;
     }
-    const count = [
-      h('span', { className: 'im-count', 'data-count': open }, String(open)),
-      h('span', { className: 'im-count-label' }, open === 1 ? 'open finding' : 'open findings')
-    ];
+    const count = known
+      ? [
+          h('span', { className: 'im-count', 'data-count': open }, String(open)),
+          h('span', { className: 'im-count-label' }, open === 1 ? 'open finding' : 'open findings')
+        ]
+      : [
+          h('span', { className: 'im-count', 'data-count': 'unknown' }, '–'),
+          h('span', { className: 'im-count-label' }, 'not checked')
+        ];
     const content = session && rigor ? this._content(session, rigor) : null;
     this.fill('Rigor', count, content, 'Open a notebook to check it.');
     if (this._form?.isConnected && (typing || this._focusForm)) {
@@ -118,7 +147,7 @@ export class RigorPanel extends SessionPanel {
         'data-suppressed': f.suppressed ? 'true' : 'false',
         title: `Go to cell ${f.cell_index}, line ${f.line}`,
         onclick: (event: Event) => {
-          if (!(event.target as HTMLElement).closest('button, input, form')) {
+          if (!(event.target as HTMLElement).closest('a, button, input, form')) {
             void rigor.jump(f);
           }
         },
@@ -138,7 +167,14 @@ export class RigorPanel extends SessionPanel {
       ),
       h('div', { className: 'im-message' }, f.message),
       h('div', { className: 'im-fix' }, h('b', {}, 'Fix: '), f.fix),
-      h('div', { className: 'im-reference' }, h('b', {}, 'See: '), f.reference)
+      h(
+        'div',
+        { className: 'im-reference' },
+        h('b', {}, 'See: '),
+        f.reference,
+        ' ',
+        this._pageLink(f)
+      )
     );
     if (f.suppressed) {
       row.append(h('div', { className: 'im-reason' }, `Ignored: ${f.reason}`));
@@ -182,6 +218,25 @@ export class RigorPanel extends SessionPanel {
       );
     }
     return row;
+  }
+
+  /** Return a link to the page of the finding's rule, opening in a new tab (null: no page). */
+  private _pageLink(f: IFinding): HTMLElement | null {
+    const href = rulePageUrl(this._baseUrl, f.rule);
+    if (href === null) {
+      return null;
+    }
+    return h(
+      'a',
+      {
+        className: 'im-rule-page',
+        href,
+        target: '_blank',
+        rel: 'noopener noreferrer',
+        title: `What ${f.rule} flags, why, examples and references`
+      },
+      `${f.rule} rule page`
+    );
   }
 
   /** Return the "ignore with reason" form for finding `f`: a reason is required. */
@@ -233,6 +288,7 @@ export class RigorPanel extends SessionPanel {
     this._formKey = null;
   }
 
+  private _baseUrl = ServerConnection.makeSettings().baseUrl;
   private _editing: string | null = null;
   private _form: HTMLElement | null = null;
   private _focusForm = false;

@@ -6,6 +6,7 @@ import re
 
 from ..registry import METHODOLOGY, Hit, rule
 from .context import Context
+from .interventions import supports
 
 ATTENTION_CALLS = {
     "%attention",
@@ -15,6 +16,7 @@ ATTENTION_CALLS = {
     "head_view",
     "model_view",
     "patterns_from_cache",
+    "detect_head",  # TransformerLens head detectors score heads by their attention pattern
 }
 ATTENTION_CLAIM = re.compile(
     r"\b(attends? to|attention (?:to|shows|reveals|explains)|pays attention|"
@@ -46,9 +48,8 @@ def attention_as_explanation(ctx: Context) -> list[Hit]:
         "attentions" in (cell.facts.names if cell.facts else set()) for cell in ctx.nb.code()
     ):
         return []
-    if ctx.interventions():
-        return []
-    if claim := next(ctx.claims(ATTENTION_CLAIM), None):
+    unsupported = (c for c in ctx.claims(ATTENTION_CLAIM) if not supports(ctx, c.sentence))
+    if claim := next(unsupported, None):
         return [
             claim.hit(
                 "attention weights are read as an explanation, but nothing tests whether that "

@@ -9,6 +9,7 @@ from ..facts import Call
 from ..notebook import Cell
 from ..registry import METHODOLOGY, Hit, rule
 from .context import Context
+from .interventions import Intervention, components, interventions, supports
 
 COMPONENT = re.compile(
     r"(heads?|layers?|neurons?|mlps?|attention|circuits?|features?|directions?|residual|"
@@ -17,7 +18,9 @@ COMPONENT = re.compile(
 )
 CAUSAL = re.compile(
     r"\b(is responsible for|are responsible for|implements?|circuit|causes?|causally|drives?|"
-    r"computes?|the mechanism|mechanistically|the model uses|is used (?:by the model )?to)\b",
+    r"computes?|mechanisms?|mechanistically|the model uses|is used (?:by the model )?to|"
+    r"mediates?|underlies|does (?!not\b)\w{1,30}(?:ion|ing)|"
+    r"(?:happens|occurs|takes place|is (?:done|performed|carried out)) (?:in|by|at))\b",
     re.I,
 )
 PROB_WORDS = ("prob", "acc", "softmax", "correct")
@@ -41,18 +44,28 @@ def causal_claim_without_intervention(ctx: Context) -> list[Hit]:
     Probes, attention maps and correlations show what is present, not what the model uses;
     "head 3 implements X" needs the model's behaviour to change when head 3 is changed.
     """
-    if ctx.interventions():
-        return []
     about_components = (c for c in ctx.claims(CAUSAL) if COMPONENT.search(c.sentence))
-    if claim := next(about_components, None):
-        return [
-            claim.hit(
-                f'causal wording ("{claim.match.group(0)}") about a model component in '
-                f'"{_excerpt(claim.sentence)}", but the notebook has only correlational evidence '
-                "(no patching or ablation)"
-            )
-        ]
+    unsupported = (c for c in about_components if not supports(ctx, c.sentence))
+    if claim := next(unsupported, None):
+        said = f'causal wording ("{claim.match.group(0)}") about a model component in '
+        said += f'"{_excerpt(claim.sentence)}", but '
+        if not ctx.shared(interventions):
+            return [
+                claim.hit(
+                    said + "the notebook has only correlational evidence (no patching or ablation)"
+                )
+            ]
+        named = ", ".join(_named(part) for part in components(claim.sentence))
+        return [claim.hit(said + f"no intervention in the notebook touches {named}")]
     return []
+
+
+def _named(part: tuple[int | None, int | None]) -> str:
+    """Return how a message names a component: "head 1.2", "layer 3" or "head 2"."""
+    layer, head = part
+    if head is None:
+        return f"layer {layer}"
+    return f"head {head}" if layer is None else f"head {layer}.{head}"
 
 
 def _excerpt(sentence: str, limit: int = 90) -> str:
@@ -80,16 +93,18 @@ def patching_scored_by_probability(ctx: Context) -> list[Hit]:
     patches = ctx.find(PATCH_CALLS | {"generic_activation_patch"}) + [
         (cell, c) for cell, c in ctx.calls() if c.short.startswith("get_act_patch")
     ]
-    kinds = [(cell, c, _metric_kind(ctx, c)) for cell, c in patches]
+    kinds = [(cell, c.line, _metric_kind(ctx, c)) for cell, c in patches]
+    # hand-written interventions whose score the code shows (a softmax, a log-probability)
+    kinds += [(f.cell, f.line, f.metric) for f in _hand_written(ctx) if f.metric and f.cell]
     ran = ctx.records(PatchRecord)
     names = [record.metric.lower() for record, _ in ran]
     all_prob = all(_is_probability(n) for n in names)
     if kinds and all(k == "prob" for _, _, k in kinds) and all_prob:
-        cell, call, _ = kinds[0]
+        cell, line, _ = kinds[0]
         return [
             Hit(
                 cell,
-                call.line,
+                line,
                 "patching is scored only by a probability or accuracy, which saturates and hides "
                 "effects",
             )
@@ -97,6 +112,11 @@ def patching_scored_by_probability(ctx: Context) -> list[Hit]:
     if not kinds and names and all_prob and (where := ran[0][1]):
         return [Hit(where, 1, f"patching is scored only by {ran[0][0].metric}", "ledger")]
     return []
+
+
+def _hand_written(ctx: Context) -> list[Intervention]:
+    """Return the interventions the notebook makes by its own code (hooks, nnsight, pyvene)."""
+    return [f for f in ctx.shared(interventions) if f.how not in ("api", "ledger")]
 
 
 def _is_probability(metric: str) -> bool:
@@ -110,10 +130,46 @@ def _metric_kind(ctx: Context, call: Call) -> str:
     src = _metric_source(call)
     if re.search(r"logit_diff|logprob|log_softmax|kl_to_clean|log_prob", src):
         return "good"
-    for cell in ctx.nb.code():
-        if kind := _metric_defined_in(cell, src):
-            return kind
+    if kind := ctx.shared(_metric_definitions).get(src):
+        return kind
     return "prob" if _is_probability(src) else "unknown"
+
+
+def _metric_definitions(ctx: Context) -> dict[str, str]:
+    """Return "good" or "prob" for each name the code defines as a metric, first definition first.
+
+    Read once per check: looking through every cell again for each patching call is quadratic.
+    """
+    kinds: dict[str, str] = {}
+    for cell in ctx.nb.code():
+        for name, f in (cell.facts.functions if cell.facts else {}).items():
+            if kind := _function_kind(name, f.names):
+                kinds.setdefault(name, kind)
+        for line in cell.lines:
+            target, eq, value = line.partition("=")
+            if eq and target.strip() and (kind := _expression_kind(value.lstrip())):
+                kinds.setdefault(target.strip(), kind)
+    return kinds
+
+
+def _function_kind(name: str, names: set[str]) -> str:
+    """Return "good" or "prob" for a metric function by the names its body uses, else ""."""
+    if {"log_softmax", "logprob", "log_prob"} & names or (
+        "logit" in name.lower() and "diff" in name.lower()
+    ):
+        return "good"
+    if {"softmax", "argmax", "accuracy_score", "probs", "prob"} & names:
+        return "prob"
+    return ""
+
+
+def _expression_kind(value: str) -> str:
+    """Return "good" or "prob" for the expression a metric name is assigned, else ""."""
+    if re.search(r"logit_diff|logprob|kl_to_clean|log_softmax", value):
+        return "good"
+    if re.search(r"softmax|argmax|accuracy|prob", value):
+        return "prob"
+    return ""
 
 
 def _metric_source(call: Call) -> str:
@@ -125,25 +181,6 @@ def _metric_source(call: Call) -> str:
         call.args[3] if call.short == "activation_patch" and len(call.args) > 3 else ""
     )
     return src or (call.args[-1] if call.args else "")
-
-
-def _metric_defined_in(cell: Cell, src: str) -> str:
-    """Return "good" or "prob" when ``cell`` defines the metric ``src`` names, else ""."""
-    if cell.facts and src in cell.facts.functions:
-        f = cell.facts.functions[src]
-        if {"log_softmax", "logprob", "log_prob"} & f.names or (
-            "logit" in src.lower() and "diff" in src.lower()
-        ):
-            return "good"
-        if {"softmax", "argmax", "accuracy_score", "probs", "prob"} & f.names:
-            return "prob"
-    for line in cell.lines if src else []:
-        m = re.match(rf"\s*{re.escape(src)}\s*=\s*(.+)", line)
-        if m and re.search(r"logit_diff|logprob|kl_to_clean|log_softmax", m.group(1)):
-            return "good"
-        if m and re.search(r"softmax|argmax|accuracy|prob", m.group(1)):
-            return "prob"
-    return ""
 
 
 @rule(
@@ -161,31 +198,33 @@ def off_distribution_interventions(ctx: Context) -> list[Hit]:
     the model rather than from removing the information; counterfactual inputs and mean or
     resample ablation stay on distribution.
     """
-    interventions: list[tuple[Cell, Call | None, str]] = []
+    made: list[tuple[Cell, int | None, str]] = []
     for cell, call in ctx.find(PATCH_CALLS):
         noisy = "noise" in call.kwargs or (
             call.name == "%patch" and "--noise" in " ".join(call.args)
         )
-        interventions.append((cell, call, "noise" if noisy else "counterfactual"))
+        made.append((cell, call.line, "noise" if noisy else "counterfactual"))
     for cell, call in ctx.find({"ablate"}):
         kind = call.kwargs.get("kind") or (call.args[3] if len(call.args) > 3 else "'zero'")
-        interventions.append((cell, call, "zero" if "zero" in kind else "other"))
+        made.append((cell, call.line, "zero" if "zero" in kind else "other"))
+    # hooks and edits written by hand: Gaussian noise, zeros, or something on distribution
+    made += [(f.cell, f.line, f.corruption) for f in _hand_written(ctx) if f.cell]
     for patch, where in ctx.records(PatchRecord):
         if where:
             noisy = "noise" in patch.corruption.lower()
-            interventions.append((where, None, "noise" if noisy else "counterfactual"))
+            made.append((where, None, "noise" if noisy else "counterfactual"))
     for ablation, where in ctx.records(AblationRecord):
         if where:
-            interventions.append((where, None, "zero" if ablation.ablation == "zero" else "other"))
-    if interventions and all(k in ("noise", "zero") for _, _, k in interventions):
-        first, how, _ = interventions[0]
+            made.append((where, None, "zero" if ablation.ablation == "zero" else "other"))
+    if made and all(k in ("noise", "zero") for _, _, k in made):
+        first, line, _ = made[0]
         return [
             Hit(
                 first,
-                how.line if how else 1,
+                line or 1,
                 "the only interventions are Gaussian-noise corruption or zero ablation, which push "
                 "activations off-distribution",
-                "static" if how else "ledger",
+                "static" if line else "ledger",
             )
         ]
     return []
@@ -207,31 +246,47 @@ def unverified_attribution_patching(ctx: Context) -> list[Hit]:
     Attribution patching is a linear approximation that misses or misranks large effects;
     exact patching of its top cells confirms what it found.
     """
-    attribution, exact = [], False
+    # sites: what exact patching covers; an attribution run of a named site needs one there
+    attribution: list[tuple[Cell, Call, str]] = []
+    exact: set[str] = set()
     for cell, call in ctx.find(PATCH_CALLS):
         method = call.kwargs.get("method", "") if call.name != "%patch" else " ".join(call.args)
         verified = call.kwargs.get("verify_top", "0") not in ("0", "") or "--verify-top" in method
         if "attribution" in method:
             if not verified:
-                attribution.append((cell, call))
+                attribution.append((cell, call, _site(call)))
         else:
-            exact = True
+            exact.add(_site(call))
     for cell, call in ctx.calls():
         if "attribution_patch" in call.name or call.short in ("attribution_patching", "atp"):
-            attribution.append((cell, call))
+            attribution.append((cell, call, ""))  # a site this rule cannot read: any exact run
     ran = ctx.records(PatchRecord)
-    exact = exact or any(patch.method == "exact" for patch, _ in ran)
-    unverified = [w for p, w in ran if p.method == "attribution" and not p.verified]
-    if attribution and not exact:
-        cell, call = attribution[0]
-        return [
-            Hit(
-                cell,
-                call.line,
-                "attribution-patching rankings are used without checking the top cells by exact "
-                "patching",
-            )
-        ]
-    if unverified and not exact and (where := unverified[0]):
-        return [Hit(where, 1, "attribution patching ran without exact verification", "ledger")]
+    exact |= {patch.site for patch, _ in ran if patch.method == "exact"}
+    unverified = [(w, p.site) for p, w in ran if p.method == "attribution" and not p.verified]
+    for cell, call, site in attribution:
+        if not exact or (site and site not in exact):
+            where = f" of {site}" if site and exact else ""
+            return [
+                Hit(
+                    cell,
+                    call.line,
+                    f"attribution-patching rankings{where} are used without checking the top "
+                    "cells by exact patching" + (" of the same site" if where else ""),
+                )
+            ]
+    for cell_or_none, site in unverified:
+        if (not exact or site not in exact) and cell_or_none:
+            return [
+                Hit(
+                    cell_or_none, 1, "attribution patching ran without exact verification", "ledger"
+                )
+            ]
     return []
+
+
+def _site(call: Call) -> str:
+    """Return the site a patching call patches (``site=`` or ``--site``; resid_pre by default)."""
+    if call.name == "%patch":
+        m = re.search(r"--site[= ](\S+)", " ".join(call.args))
+        return m.group(1) if m else "resid_pre"
+    return call.kwargs.get("site", "'resid_pre'").strip("'\"")

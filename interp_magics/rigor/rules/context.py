@@ -36,7 +36,8 @@ class Context:
         self.nb = nb
         self.ledger = list(ledger)
         self.by_id = {c.id: c for c in nb.cells}
-        self.by_sha = {c.source_sha1: c for c in nb.cells}
+        # hashing every cell's source is needed only to match ledger entries
+        self.by_sha = {c.source_sha1: c for c in nb.cells} if self.ledger else {}
         self._shared: dict[Callable[[Context], Any], Any] = {}
 
     def shared(self, compute: Callable[[Context], T]) -> T:
@@ -49,10 +50,7 @@ class Context:
 
     def calls(self) -> Iterator[tuple[Cell, Call]]:
         """Yield every call in notebook order, with its cell."""
-        for cell in self.nb.code():
-            if cell.facts:
-                for call in cell.facts.calls:
-                    yield cell, call
+        return iter(self.shared(_all_calls))
 
     def find(self, shorts: Collection[str]) -> list[tuple[Cell, Call]]:
         """Return the calls whose name or last name component is one of ``shorts``."""
@@ -67,13 +65,8 @@ class Context:
         return out
 
     def sentences(self) -> Iterator[tuple[Cell, int, str]]:
-        """Yield every markdown sentence with its cell and line."""
-        for cell in self.nb.markdown():
-            for i, line in enumerate(cell.lines, 1):
-                text = re.sub(r"<!--.*?-->", "", line)
-                for sentence in re.split(r"(?<=[.!?])\s+", text):
-                    if sentence.strip():
-                        yield cell, i, sentence
+        """Yield every markdown sentence with its cell and line (split once per check)."""
+        return iter(self.shared(_markdown_sentences))
 
     def claims(self, pattern: re.Pattern[str]) -> Iterator[Claim]:
         """Yield each markdown sentence ``pattern`` matches, in notebook order."""
@@ -113,3 +106,40 @@ class Context:
             ):
                 return True
         return False
+
+
+def _all_calls(ctx: Context) -> list[tuple[Cell, Call]]:
+    """Return every call in notebook order, with its cell (listed once per check)."""
+    return [(cell, call) for cell in ctx.nb.code() if cell.facts for call in cell.facts.calls]
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _markdown_sentences(ctx: Context) -> list[tuple[Cell, int, str]]:
+    """Return every markdown sentence with its cell and line, HTML comments left out."""
+    return [
+        (cell, i, sentence)
+        for cell in ctx.nb.markdown()
+        for i, line in enumerate(cell.lines, 1)
+        for sentence in SENTENCE_END.split(without_comments(line))
+        if sentence.strip()
+    ]
+
+
+def without_comments(line: str) -> str:
+    """Return ``line`` without its ``<!-- ... -->`` comments (a scan, not a lazy pattern).
+
+    ``<!--.*?-->`` scans to the end of the line from every unclosed ``<!--``: quadratic.
+    """
+    if "<!--" not in line:
+        return line
+    parts, pos = [], 0
+    while (start := line.find("<!--", pos)) >= 0:
+        end = line.find("-->", start + 4)
+        if end < 0:
+            break  # no later "<!--" can close either
+        parts.append(line[pos:start])
+        pos = end + 3
+    parts.append(line[pos:])
+    return "".join(parts)

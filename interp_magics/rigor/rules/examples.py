@@ -10,7 +10,7 @@ from .context import Context
 GENERALISING = re.compile(
     r"\b(always|consistently|in general|generally|universally|every (?:example|input|prompt)|"
     r"all (?:examples|inputs|prompts)|"
-    r"the model (?:has )?learn(?:s|ed|t)|systematically|robustly)\b",
+    r"the model (?:has )?learn(?:s|ed|t)|robustly)\b",
     re.I,
 )
 TOP_K_CALLS = ("topk", "nlargest", "argsort", "most_common")

@@ -9,22 +9,18 @@ from ..facts import Call
 from ..notebook import Cell
 from ..registry import METHODOLOGY, Hit, rule
 from .context import Context
+from .flow import package_probe
+from .leakage import preprocessing_before_split
+from .probe_evidence import (
+    CONTROL_CALLS,
+    controls_disabled,
+    is_label_shuffle,
+    is_random_features,
+    runs_a_control,
+)
 from .vocabulary import CLASSIFIERS, PROBE_FUNCS
 
 CV_CALLS = {"cross_val_score", "cross_validate", "cross_val_predict"}
-CONTROL_CALLS = {
-    "permutation_test_score",
-    "permutation_test",
-    "DummyClassifier",
-    "from_config",
-    "init_weights",
-    "reset_parameters",
-    "_init_weights",
-    "random_init_features",
-}
-SHUFFLE_CALLS = {"permutation", "shuffle"}  # a control when applied to labels
-NOISE_CALLS = {"randn_like", "rand_like", "standard_normal", "randn", "normal"}  # ... to features
-LABELS = re.compile(r"\b(y|labels?|targets?|y_\w+|classes)\b")
 LAYERISH = re.compile(r"layer|model|block|depth|checkpoint|ckpt|step|\bl\b|\bL\b", re.I)
 # Names in code that show a control was computed (matched in the source text, not the ledger).
 CONTROL_NAMES = {
@@ -50,6 +46,8 @@ BASELINE_CALLS = {
     "bincount",
     "value_counts",
 }
+# ``name = module.Constructor(``: the dotted callee as one run (no nested repeat).
+ASSIGNED_CALL = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*([\w.]+)\(")
 IMBALANCE = re.compile(
     r"\b(imbalanced|unbalanced|class imbalance|skewed|rare class|majority class|"
     r"minority class|\d\d\s*/\s*\d\d split)\b",
@@ -156,22 +154,17 @@ def layer_comparison_without_control(ctx: Context) -> list[Hit]:
     Raw probe accuracy rises and falls with things other than what a layer encodes (its
     dimension, its norm); a comparison across layers needs the control for each one.
     """
+    controlled: dict[int, dict[int | None, bool]] = {}  # cell -> loop -> has a control
     for cell, call in ctx.shared(_probe_sites):
         if not call.in_loop or call.short == "probe_layers" or cell.facts is None:
             continue
         header = cell.facts.loops.get(call.loop, "") if call.loop else ""
         if not LAYERISH.search(header):
             continue  # a loop over seeds or folds repeats a measurement; it compares nothing
-        loop_calls = [c for c in cell.facts.calls if c.loop == call.loop]
-        looped_probe_has_controls = call.short in PROBE_FUNCS and not _controls_disabled(call)
-        words = {
-            w
-            for c in loop_calls
-            for text in (c.name, c.receiver, *c.args, *c.kwargs, *c.kwargs.values())
-            for w in re.findall(r"\w+", text)
-        }
-        in_loop_control = any(_is_control(c) for c in loop_calls) or bool(CONTROL_NAMES & words)
-        if not looped_probe_has_controls and not in_loop_control:
+        looped_probe_has_controls = package_probe(ctx, call) and not controls_disabled(call)
+        if cell.index not in controlled:  # once a cell, not once a probe in it
+            controlled[cell.index] = _loops_with_control(cell.facts.calls)
+        if not looped_probe_has_controls and not controlled[cell.index].get(call.loop):
             return [
                 Hit(
                     cell,
@@ -201,7 +194,9 @@ def scored_on_training_data(ctx: Context) -> list[Hit]:
     fitted: dict[str, str] = {}
     for cell, call in ctx.calls():
         if call.short == "fit" and call.receiver and call.args:
-            fitted[call.receiver] = call.args[0]
+            # any estimator, under any name: ``clf = LogisticRegression().fit(X, y)`` binds clf
+            for name in (call.receiver, *call.assigned):
+                fitted[name] = call.args[0]
         elif (
             call.short in ("score", "predict", "predict_proba", "decision_function")
             and call.receiver in fitted
@@ -216,6 +211,55 @@ def scored_on_training_data(ctx: Context) -> list[Hit]:
                 )
             ]
     return []
+
+
+@rule(
+    "PRB005",
+    severity="error",
+    title="preprocessing fitted before the train/test split",
+    fix="fit scalers, PCA and feature selection on the training part only: put them in a "
+    "Pipeline (make_pipeline(StandardScaler(), LogisticRegression())) and split or "
+    "cross-validate that",
+    cite="Hastie, Tibshirani & Friedman 2009, The Elements of Statistical Learning, §7.10.2; "
+    "Kaufman et al. 2012, Leakage in Data Mining",
+    alternatives="a Pipeline cross-validated as a whole, a transformer fitted on the training "
+    "split and applied to the test split, preprocessing that learns nothing from the data "
+    "(a fixed scale), or one fitted on separate data never scored",
+)
+def preprocessing_fitted_before_split(ctx: Context) -> list[Hit]:
+    """Flag a scaler, PCA or feature selector fitted on data later split or cross-validated.
+
+    Fitted on every example, the preprocessing has seen the test examples (their mean and
+    spread, their principal directions, which features correlate with the label), so the
+    held-out score no longer measures held-out data.
+    """
+    return [
+        Hit(
+            cell,
+            call.line,
+            f"{call.receiver}.{call.short} learns from all of {call.args[0]} before the data "
+            "is split or cross-validated, so the held-out score has seen the test examples",
+        )
+        for cell, call in preprocessing_before_split(ctx)[:1]
+    ]
+
+
+def _loops_with_control(calls: list[Call]) -> dict[int | None, bool]:
+    """Return, for each loop of a cell's ``calls``, whether it computes a probe control (a
+    call, or a control's name in a call)."""
+    by_loop: dict[int | None, list[Call]] = {}
+    for c in calls:
+        by_loop.setdefault(c.loop, []).append(c)
+    out = {}
+    for loop, loop_calls in by_loop.items():
+        words = {
+            w
+            for c in loop_calls
+            for text in (c.name, c.receiver, *c.args, *c.kwargs, *c.kwargs.values())
+            for w in re.findall(r"\w+", text)
+        }
+        out[loop] = any(_is_control(c) for c in loop_calls) or bool(CONTROL_NAMES & words)
+    return out
 
 
 # -- what counts as a probe, and as its control ----------------------------------------------------
@@ -242,8 +286,8 @@ def _assigned_classifiers(ctx: Context) -> set[str]:
     names = set()
     for cell in ctx.nb.code():
         for line in cell.lines:
-            m = re.match(r"\s*([A-Za-z_]\w*)\s*=\s*(?:\w+\.)*(\w+)\(", line)
-            if m and m.group(2) in CLASSIFIERS:
+            m = ASSIGNED_CALL.match(line)
+            if m and m.group(2).rsplit(".", 1)[-1] in CLASSIFIERS:
                 names.add(m.group(1))
     return names
 
@@ -254,32 +298,12 @@ def _has_baseline_control(record: ProbeRecord) -> bool:
 
 
 def _any_control(ctx: Context) -> bool:
-    """Whether any probe control appears in the code or the ledger."""
-    if any(_is_control(c) for _, c in ctx.calls()) or CONTROL_NAMES & ctx.names():
-        return True
-    if any(not _controls_disabled(call) for _, call in ctx.find(PROBE_FUNCS)):
+    """Whether a probe control runs: in the code (its result feeding a probe) or the ledger."""
+    if runs_a_control(ctx):
         return True
     return any(_has_baseline_control(record) for record, _ in ctx.records(ProbeRecord))
 
 
 def _is_control(call: Call) -> bool:
     """Whether a call is a probe control: a permutation test, shuffled labels, random features..."""
-    if call.short in CONTROL_CALLS:
-        return True
-    text = " ".join([*call.args, *call.kwargs.values()])
-    if call.short in SHUFFLE_CALLS:
-        return bool(LABELS.search(text))
-    if call.short in NOISE_CALLS:
-        return ".shape" in text or call.short.endswith("_like")
-    return False
-
-
-def _controls_disabled(call: Call) -> bool:
-    """Whether an interp-magics probe call turns its baseline controls off (``controls=``)."""
-    if call.name.startswith("%"):
-        joined = " ".join(call.args)
-        return "--controls" in joined and not re.search(
-            r"--controls\s+\S*(shuffled|random_features)", joined
-        )
-    value = call.kwargs.get("controls")
-    return value is not None and not re.search(r"shuffled|random_features", value)
+    return call.short in CONTROL_CALLS or is_label_shuffle(call) or is_random_features(call)

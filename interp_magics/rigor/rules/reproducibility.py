@@ -27,35 +27,70 @@ def randomness_before_seed(ctx: Context) -> list[Hit]:
     Random initialisations, splits and permutations change every result they feed; without a
     seed, a re-run gives different numbers than the ones the notebook reports.
     """
+    seeded: set[str] = set()  # the generators seeded so far: "torch", "numpy", "python"
     for cell, call in ctx.calls():
-        if call.short in SEED_CALLS and (call.short != "seed" or "random" in call.name):
-            return []
-        if call.short == "default_rng" and call.args:
-            return []
-        if call.short in ("Generator", "manual_seed"):
-            return []
-        if _is_random(call):
+        seeded |= _seeds(call)
+        source = _source_of_randomness(call)
+        if source and source not in seeded:
             return [
                 Hit(cell, call.line, f"{call.name} draws random numbers before any seed is set")
+                if not seeded
+                else Hit(
+                    cell,
+                    call.line,
+                    f"{call.name} draws from the {source} generator, which no seed set so far "
+                    f"seeds (only {', '.join(sorted(seeded))})",
+                )
             ]
     return []
 
 
-def _is_random(call: Call) -> bool:
-    """Whether a call draws from an unseeded generator (a global RNG, an unseeded split)."""
+#: What a seed call seeds. torch.manual_seed does not seed numpy, nor np.random.seed torch.
+EVERY_GENERATOR = {"torch", "numpy", "python", "generator"}
+
+
+def _seeds(call: Call) -> set[str]:
+    """Return the generators ``call`` seeds (a seeded ``default_rng`` seeds its own draws)."""
+    prefix = call.name.rsplit(".", 1)[0] if "." in call.name else ""
+    if call.short in ("default_rng", "RandomState", "Generator") and (call.args or call.kwargs):
+        return {"generator"}
+    if "Generator" in prefix:  # torch.Generator().manual_seed(0): its own draws only
+        return {"generator"}
+    if call.short in ("manual_seed", "manual_seed_all"):
+        return {"torch"}
+    if call.short == "seed":
+        if prefix.endswith(("np.random", "numpy.random")):
+            return {"numpy"}
+        return {"python"} if prefix == "random" else set()
+    return set(EVERY_GENERATOR) if call.short in SEED_CALLS else set()
+
+
+def _source_of_randomness(call: Call) -> str:
+    """Return the generator an unseeded random draw uses ("torch", "numpy"...), else ""."""
     if call.short in SPLITTERS:
         seeded = "random_state" in call.kwargs and call.kwargs["random_state"] != "None"
         shuffles = (
             call.short in ("train_test_split", "ShuffleSplit")
             or call.kwargs.get("shuffle") == "True"
         )
-        return shuffles and not seeded
+        return "numpy" if shuffles and not seeded else ""
+    if call.short == "DataLoader":  # shuffles with torch's global generator
+        shuffled = call.kwargs.get("shuffle") == "True" and "generator" not in call.kwargs
+        return "torch" if shuffled else ""
+    if call.short == "generate":  # sampling draws from torch's global generator
+        return "torch" if call.kwargs.get("do_sample") == "True" else ""
     if call.short == "default_rng":
-        return not call.args and "seed" not in call.kwargs
+        return "" if call.args or "seed" in call.kwargs else "unseeded default_rng"
     if call.short not in RANDOM_CALLS or "generator" in call.kwargs:
-        return False
+        return ""
     prefix = call.name.rsplit(".", 1)[0] if "." in call.name else ""
-    return prefix.startswith(RANDOM_MODULES) or prefix in ("np.random", "random", "torch")
+    if prefix.startswith(("np.random", "numpy.random")):
+        return "numpy"
+    if prefix == "random":
+        return "python"
+    if prefix.startswith("torch"):
+        return "torch"
+    return "generator" if prefix.startswith(RANDOM_MODULES) else ""
 
 
 @rule(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from ..ledger import p_values
+from ..notebook import Cell
 from ..registry import METHODOLOGY, Hit, rule
 from .context import Context
+from .flow import in_function, package_probe, reaching, used_later
+from .leakage import chosen_on_test
 from .vocabulary import CLASSIFIERS, PROBE_FUNCS, RANDOM_CALLS, SEED_CALLS
 
 CORRECTION_NAMES = {
@@ -19,8 +23,6 @@ CORRECTION_NAMES = {
     "maxT",
     "max_stat",
     "max_statistic",
-    "probe_layers",
-    "%probe",
 }
 PVALUE_CALLS = {
     "ttest_ind",
@@ -55,10 +57,19 @@ METRIC_NUMBER = re.compile(
     r"probe score|selectivity)\b[^.\n]{0,40}?(?<![\w.])(?P<number>\d+(?:\.\d+)?)\s*(?P<pct>%)?",
     re.I,
 )
+#: Just before a number: what makes it a p-value or a test statistic ("p = 1.0", "t(9) = 2.1"),
+#: not the metric named before it ("accuracy is at chance (p = 1.0)").
+NOT_THE_METRIC = re.compile(
+    r"(?:\b(?:p(?:[ -]?values?)?|q|t|z|F|chi2|df|n|N)(?:\(\d{1,6}\))?\s{0,2}[=<>≤≥]\s{0,2}"
+    r"|\b(?:t|F|chi2)\()$"
+)
+#: After a metric's name in an output: the number printed for it (up to 30 characters on).
+SHOWN_NUMBER = r"[^0-9\n]{0,30}(-?\d+(?:\.\d+)?)"
 SPREAD = re.compile(
     r"(±|\+/-|\+-|\bCI\b|confidence interval|standard error|\bSE\b|\bSEM\b|"
     r"\bs\.?d\.?\b|\bstd\b|"
-    r"\[\s*-?\d*\.?\d+\s*,\s*-?\d*\.?\d+\s*\]|\bIQR\b|\bspread\b|\bacross \d+ seeds\b)",
+    r"\[\s*-?(?:\d+(?:\.\d+)?|\.\d+)\s*,\s*-?(?:\d+(?:\.\d+)?|\.\d+)\s*\]|"  # [0.7, 0.9]
+    r"\bIQR\b|\bspread\b|\bacross \d+ seeds\b)",
     re.I,
 )
 
@@ -79,9 +90,17 @@ def uncorrected_p_values(ctx: Context) -> list[Hit]:
     Twenty tests at p < 0.05 give one "significant" result by chance; a family of tests needs a
     correction (FDR, Holm, a max-statistic null) before any one of them is believed.
     """
-    if CORRECTION_NAMES & ctx.names() or ctx.find(CORRECTION_NAMES):
+    calls = ctx.find(CORRECTION_NAMES)
+    # a name of a correction that is no call's name: a correction written by hand
+    if CORRECTION_NAMES & ctx.names() - {c.short for _, c in calls}:
         return []
-    return _uncorrected_in_ledger(ctx) or _uncorrected_in_code(ctx)
+    # a correction counts when its result is used (``_ = multipletests(p)`` corrects nothing)
+    used = [(cell, c) for cell, c in calls if used_later(ctx, cell, c)]
+    if any(in_function(ctx, c) for _, c in used):
+        return []  # a helper that corrects: which tests reach it is not followed into calls
+    if used:
+        return _uncorrected_in_code(ctx, {id(c) for _, c in used})
+    return _uncorrected_in_ledger(ctx) or _uncorrected_in_code(ctx, set())
 
 
 def _uncorrected_in_ledger(ctx: Context) -> list[Hit]:
@@ -99,11 +118,17 @@ def _uncorrected_in_ledger(ctx: Context) -> list[Hit]:
     return [Hit(cell, 1, message, "ledger")]
 
 
-def _uncorrected_in_code(ctx: Context) -> list[Hit]:
-    """Return a hit on the first test when the code computes p-values in a loop or 3+ times."""
+def _uncorrected_in_code(ctx: Context, corrections: set[int]) -> list[Hit]:
+    """Return a hit on the first test when the code computes p-values in a loop or 3+ times
+    and they do not reach any of the ``corrections`` (the ``id`` of used correction calls)."""
     tests = [
-        (cell, c) for cell, c in ctx.calls() if c.short in PVALUE_CALLS or c.name in PVALUE_CALLS
+        (cell, c)
+        for cell, c in ctx.calls()
+        if (c.short in PVALUE_CALLS or c.name in PVALUE_CALLS)
+        and (c.short not in PROBE_FUNCS or package_probe(ctx, c))
     ]
+    corrected = reaching(ctx, tests, lambda c: id(c) in corrections) if corrections else set()
+    tests = [(cell, c) for cell, c in tests if id(c) not in corrected]
     looped = [(cell, c) for cell, c in tests if c.in_loop]
     if not looped and len(tests) < 3:
         return []
@@ -135,10 +160,17 @@ def metric_without_uncertainty(ctx: Context) -> list[Hit]:
     A single accuracy or effect size hides how much it would move with other data or another
     seed, so the reader cannot tell a real difference from noise.
     """
+    spread_in: dict[int, bool] = {}  # cell index -> the cell states a spread (searched once)
+
+    def cell_has_spread(cell: Cell) -> bool:
+        if cell.index not in spread_in:
+            spread_in[cell.index] = bool(SPREAD.search(cell.source))
+        return spread_in[cell.index]
+
     bare = (
         c
         for c in ctx.claims(METRIC_NUMBER)
-        if not SPREAD.search(c.sentence) and not SPREAD.search(c.cell.source)
+        if is_metric(c.match) and not SPREAD.search(c.sentence) and not cell_has_spread(c.cell)
     )
     if claim := next(bare, None):
         m = claim.match
@@ -196,31 +228,121 @@ def text_differs_from_output(ctx: Context) -> list[Hit]:
     Text written before the last run, or copied from another one, reports results the
     notebook does not produce.
     """
-    outputs: list[str] = []  # lowered output text of the code cells so far
-    for cell in ctx.nb.cells:
+    outputs: list[tuple[int, str]] = []  # (position, lowered output text) of code cells
+    claims: list[tuple[int, Cell, int, re.Match[str]]] = []  # (position, cell, line, metric)
+    for at, cell in enumerate(ctx.nb.cells):
         if cell.kind == "code" and cell.outputs_text:
-            outputs.append(cell.outputs_text.lower())
-            continue
-        if cell.kind != "markdown":
-            continue
-        for i, line in enumerate(cell.lines, 1):
-            for m in METRIC_NUMBER.finditer(line):
-                if message := _contradiction(m, outputs):
-                    return [Hit(cell, i, message)]
+            outputs.append((at, cell.outputs_text.lower()))
+        elif cell.kind == "markdown":
+            claims += [
+                (at, cell, i, m)
+                for i, line in enumerate(cell.lines, 1)
+                for m in METRIC_NUMBER.finditer(line)
+                if is_metric(m)
+            ]
+    shown: dict[str, _Shown] = {}  # each metric's printed numbers, read once from all outputs
+    for at, cell, i, stated in claims:
+        keyword = stated.group("metric").lower()
+        if keyword not in shown:
+            shown[keyword] = _Shown(keyword, outputs)
+        if message := shown[keyword].contradiction(stated, at):
+            return [Hit(cell, i, message)]
     return []
 
 
-def _contradiction(stated: re.Match[str], outputs: list[str]) -> str | None:
-    """Return how a stated metric differs from the outputs (None if one agrees or none shows it)."""
-    keyword = stated.group("metric").lower()
-    number, pct = stated.group("number"), stated.group("pct")
-    scale = 100 if pct else 1
-    value = float(number) / scale
-    pattern = re.escape(keyword) + r"[^0-9\n]{0,30}(-?\d+(?:\.\d+)?)"
-    candidates = [float(m.group(1)) for text in outputs for m in re.finditer(pattern, text)]
-    decimals = len(number.split(".")[1]) if "." in number else 0
-    tol = 0.5 * 10 ** (-decimals) / scale + 1e-9
-    if not candidates or any(abs(c - value) <= tol for c in candidates):
-        return None
-    nearest = min(candidates, key=lambda c: abs(c - value))
-    return f"the text states {keyword} {number}{pct or ''} but the outputs above show {nearest:g}"
+@rule(
+    "STA005",
+    severity="error",
+    title="choice made on the test data it is reported on",
+    fix="choose the layer, model or threshold on validation data (or by nested cross-"
+    "validation), then score the chosen one once on the test data",
+    cite="Cawley & Talbot 2010, On Over-fitting in Model Selection and Subsequent Selection "
+    "Bias in Performance Evaluation; Varma & Simon 2006, Bias in Error Estimation When Using "
+    "Cross-Validation for Model Selection",
+    alternatives="a validation split or nested cross-validation for the choice; test scores "
+    "reported for every candidate without choosing among them",
+)
+def selected_on_test_data(ctx: Context) -> list[Hit]:
+    """Flag a best layer, model or threshold picked by its score on the test data.
+
+    The maximum of several noisy test scores is biased upwards: the winner's test score
+    includes the luck that made it win, so it overstates how well the choice generalises.
+    """
+    return [
+        Hit(
+            cell,
+            call.line,
+            f"the best candidate is chosen by its score on test data ({call.name}), so its "
+            "test score is biased upwards: choose on validation data, then test once",
+        )
+        for cell, call in chosen_on_test(ctx)[:1]
+    ]
+
+
+def is_metric(m: re.Match[str]) -> bool:
+    """Whether the number METRIC_NUMBER found is the metric's value, not a p-value or a test
+    statistic stated after it (``p = 1.0``, ``t = 2.1``, ``n = 200``)."""
+    before = m.string[max(m.start(), m.start("number") - 16) : m.start("number")]
+    return NOT_THE_METRIC.search(before) is None
+
+
+class _Shown:
+    """The numbers the outputs print after one metric's name, asked about in notebook order.
+
+    Each claim asks whether an output above it shows its number (after rounding). Searching
+    every output again for every claim is quadratic; here the outputs are read once, the
+    numbers sorted, and the ones above the claim counted in a Fenwick tree, so a claim costs
+    a logarithm. The claims must come in notebook order.
+    """
+
+    def __init__(self, keyword: str, outputs: list[tuple[int, str]]) -> None:
+        pattern = re.compile(re.escape(keyword) + SHOWN_NUMBER)
+        # (number, position) in output order
+        self.found = [(float(m[1]), at) for at, text in outputs for m in pattern.finditer(text)]
+        order = sorted(range(len(self.found)), key=lambda j: self.found[j][0])
+        self.values = [self.found[j][0] for j in order]
+        self.rank = [0] * len(order)
+        for r, j in enumerate(order):
+            self.rank[j] = r
+        self.tree = [0] * (len(order) + 1)
+        self.above = 0  # self.found[:above] are above the current claim
+
+    def contradiction(self, stated: re.Match[str], at: int) -> str | None:
+        """Return how the metric stated in cell ``at`` differs from the outputs above it (None
+        if one agrees or none shows it)."""
+        while self.above < len(self.found) and self.found[self.above][1] < at:
+            self._add(self.rank[self.above])
+            self.above += 1
+        if not self.above:
+            return None
+        keyword = stated.group("metric").lower()
+        number, pct = stated.group("number"), stated.group("pct")
+        scale = 100 if pct else 1
+        value = float(number) / scale
+        decimals = len(number.split(".")[1]) if "." in number else 0
+        tol = 0.5 * 10 ** (-decimals) / scale + 1e-9
+        # the numbers within tol of value form one run of the sorted values
+        lo = bisect.bisect_left(
+            self.values, True, key=lambda c: not (c < value and abs(c - value) > tol)
+        )
+        hi = bisect.bisect_left(self.values, True, key=lambda c: c > value and abs(c - value) > tol)
+        if self._count(hi) > self._count(lo):
+            return None
+        nearest = min((c for c, _ in self.found[: self.above]), key=lambda c: abs(c - value))
+        return (
+            f"the text states {keyword} {number}{pct or ''} but the outputs above show {nearest:g}"
+        )
+
+    def _add(self, r: int) -> None:
+        r += 1
+        while r < len(self.tree):
+            self.tree[r] += 1
+            r += r & -r
+
+    def _count(self, r: int) -> int:
+        """Return how many numbers above the claim have a rank below ``r``."""
+        total = 0
+        while r > 0:
+            total += self.tree[r]
+            r -= r & -r
+        return total
