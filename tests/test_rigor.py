@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.notebooks import notebook
 
 from interp_magics import rigor
 from interp_magics.rigor.cli import main as cli
@@ -23,18 +24,6 @@ RULE_IDS = sorted(rigor.RULES)
 
 def fixture(rule, kind):
     return FIXTURES / f"{rule}_{kind}.ipynb"
-
-
-def notebook(*cells, ids=True):
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, text) in enumerate(cells):
-        cell = (
-            nbformat.v4.new_markdown_cell(text) if kind == "md" else nbformat.v4.new_code_cell(text)
-        )
-        if ids:
-            cell["id"] = f"c{i + 1}"
-        nb.cells.append(cell)
-    return nb
 
 
 @pytest.mark.parametrize("rule", RULE_IDS)

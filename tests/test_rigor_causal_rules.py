@@ -5,22 +5,11 @@ registered by hand, TransformerLens / nnsight / baukit / pyvene idioms, sweeps d
 notebook functions. The checks assert which rules fire, and on which claim.
 """
 
-import nbformat
 import pytest
+from support.notebooks import notebook
 
 from interp_magics import rigor
 from interp_magics.rigor.rules.interventions import Component, components
-
-
-def notebook(*cells):
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, text) in enumerate(cells):
-        cell = (
-            nbformat.v4.new_markdown_cell(text) if kind == "md" else nbformat.v4.new_code_cell(text)
-        )
-        cell["id"] = f"c{i + 1}"
-        nb.cells.append(cell)
-    return nb
 
 
 def rules(*cells):

@@ -1,21 +1,10 @@
 """Probe and statistics rules read evidence by data flow: controls and corrections count only
 when their result is used for what they claim, and choices or preprocessing leak no test data."""
 
-import nbformat
 import pytest
+from support.notebooks import notebook
 
 from interp_magics import rigor
-
-
-def notebook(*cells):
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, text) in enumerate(cells):
-        cell = (
-            nbformat.v4.new_markdown_cell(text) if kind == "md" else nbformat.v4.new_code_cell(text)
-        )
-        cell["id"] = f"c{i + 1}"
-        nb.cells.append(cell)
-    return nb
 
 
 def fired(*cells):
