@@ -6,11 +6,10 @@ import re
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
-from ...core.records import AblationRecord, LedgerEntry, PatchRecord, Record
+from ...core.records import LedgerEntry, Record
 from ..facts import Call
 from ..notebook import Cell, Notebook
 from ..registry import Hit
-from .vocabulary import INTERVENTION_CALLS
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
@@ -84,28 +83,6 @@ class Context:
     def records(self, kind: type[R]) -> list[tuple[R, Cell | None]]:
         """Return the ledger's records of one type, each with the cell that ran it."""
         return [(e.record, self.cell_of(e)) for e in self.ledger if isinstance(e.record, kind)]
-
-    # -- both --------------------------------------------------------------------------------------
-
-    def interventions(self) -> bool:
-        """Whether anything intervened on the model (patching, ablation, hooks that write)."""
-        if self.find(INTERVENTION_CALLS):
-            return True
-        if any(isinstance(e.record, (PatchRecord, AblationRecord)) for e in self.ledger):
-            return True
-        for cell in self.nb.code():
-            facts = cell.facts
-            if facts is None:
-                continue
-            if facts.output_writes:
-                return True
-            hooks = any(c.short == "register_forward_hook" for c in facts.calls)
-            # A hook whose function builds a replacement tensor writes into the model.
-            if hooks and any(
-                f.calls for f in facts.functions.values() if {"zeros_like", "clone"} & f.names
-            ):
-                return True
-        return False
 
 
 def _all_calls(ctx: Context) -> list[tuple[Cell, Call]]:
