@@ -487,17 +487,24 @@ def old_text_differs(cells: list[tuple[str, str]]) -> str | None:
             outputs.append(text.lower())
             continue
         for line in text.splitlines():
-            for m in statistics.METRIC_NUMBER.finditer(line):
+            stated = [*statistics.METRIC_NUMBER.finditer(line)]
+            stated += statistics.PERCENT_METRIC.finditer(line)
+            for m in sorted(stated, key=lambda m: m.start()):
                 keyword = m.group("metric").lower()
                 number, pct = m.group("number"), m.group("pct")
-                scale = 100 if pct else 1
-                value = float(number) / scale
                 pattern = re.escape(keyword) + r"[^0-9\n]{0,30}(-?\d+(?:\.\d+)?)"
                 found = [float(x.group(1)) for o in outputs for x in re.finditer(pattern, o)]
                 decimals = len(number.split(".")[1]) if "." in number else 0
-                tol = 0.5 * 10 ** (-decimals) / scale + 1e-9
-                if not found or any(abs(c - value) <= tol for c in found):
+                # a percentage agrees with the fraction or the percentage printed
+                scales = (100, 1) if pct else (1,)
+                agrees = any(
+                    abs(c - float(number) / scale) <= 0.5 * 10 ** (-decimals) / scale + 1e-9
+                    for scale in scales
+                    for c in found
+                )
+                if not found or agrees:
                     continue
+                value = float(number) / scales[0]
                 nearest = min(found, key=lambda c: abs(c - value))
                 return f"{keyword} {number}{pct or ''} but the outputs above show {nearest:g}"
     return None
@@ -507,8 +514,8 @@ NUMBERS = ["0.5", "0.51", "0.509", "1", "50", "49.6", "0.8125", "81", "0.81"]
 METRIC_TEXT = st.tuples(
     st.sampled_from(["accuracy", "acc", "loss", "auc", "f1"]),
     st.sampled_from(NUMBERS),
-    st.sampled_from(["", "%"]),
-).map(lambda t: f"{t[0]} {t[1]}{t[2]}")
+    st.sampled_from(["", "%", "% first"]),
+).map(lambda t: f"{t[1]}% test {t[0]}" if t[2] == "% first" else f"{t[0]} {t[1]}{t[2]}")
 
 
 @settings(max_examples=400, deadline=None)

@@ -29,7 +29,16 @@ no rule searches every cell or output again for each claim or call.
 from __future__ import annotations
 
 from ..registry import RULES, Hit, Rule
-from . import attention, causal, examples, probes, reproducibility, statistics
+from . import (
+    attention,
+    causal,
+    circuits,
+    directions,
+    examples,
+    probes,
+    reproducibility,
+    statistics,
+)
 from .context import Context
 
 __all__ = [
@@ -39,6 +48,8 @@ __all__ = [
     "Rule",
     "attention",
     "causal",
+    "circuits",
+    "directions",
     "examples",
     "probes",
     "reproducibility",

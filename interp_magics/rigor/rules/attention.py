@@ -20,7 +20,10 @@ ATTENTION_CALLS = {
 }
 ATTENTION_CLAIM = re.compile(
     r"\b(attends? to|attention (?:to|shows|reveals|explains)|pays attention|"
-    r"focus(?:es)? on|looks? at)\b",
+    r"focus(?:es)? on|looks? at|"
+    # a head's role read from its pattern: "an induction head", "the induction stripe"
+    r"(?:induction|previous[- ]token|duplicate[- ]token|name[- ]mover|copying|successor)"
+    r"[- ](?:heads?|stripes?))\b",
     re.I,
 )
 

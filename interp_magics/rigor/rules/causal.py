@@ -17,9 +17,15 @@ COMPONENT = re.compile(
     re.I,
 )
 CAUSAL = re.compile(
-    r"\b(is responsible for|are responsible for|implements?|circuit|causes?|causally|drives?|"
-    r"computes?|mechanisms?|mechanistically|the model uses|is used (?:by the model )?to|"
+    r"\b(is responsible for|are responsible for|implements?|"
+    # "circuit", but not the OV / QK circuits of a head (terms of its weights, Elhage et al.)
+    r"(?<!OV )(?<!QK )(?<!value )(?<!key )(?<!-value )(?<!-key )circuit|causes?|causally|"
+    r"drives?|"
+    # "computes", not the noun ("memory and compute")
+    r"(?<!and )(?<!less )(?<!more )(?<!of )(?<!much )computes?|mechanisms?|mechanistically|"
+    r"the model uses|is used (?:by the model )?to|"
     r"mediates?|underlies|does (?!not\b)\w{1,30}(?:ion|ing)|"
+    r"(?:is|are) doing (?:[\w-]{1,20}\s{1,3}){0,5}?[\w-]{1,30}(?:ion|ing)|"
     r"(?:happens|occurs|takes place|is (?:done|performed|carried out)) (?:in|by|at))\b",
     re.I,
 )
@@ -48,7 +54,7 @@ def causal_claim_without_intervention(ctx: Context) -> list[Hit]:
     unsupported = (c for c in about_components if not supports(ctx, c.sentence))
     if claim := next(unsupported, None):
         said = f'causal wording ("{claim.match.group(0)}") about a model component in '
-        said += f'"{_excerpt(claim.sentence)}", but '
+        said += f'"{excerpt(claim.sentence)}", but '
         if not ctx.shared(interventions):
             return [
                 claim.hit(
@@ -68,7 +74,7 @@ def _named(part: tuple[int | None, int | None]) -> str:
     return f"head {head}" if layer is None else f"head {layer}.{head}"
 
 
-def _excerpt(sentence: str, limit: int = 90) -> str:
+def excerpt(sentence: str, limit: int = 90) -> str:
     """Return ``sentence`` on one line, shortened to ``limit`` characters for a message."""
     text = " ".join(sentence.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -12,7 +12,11 @@ from collections.abc import Iterable, Iterator
 #: Integers in strings: layer and head indices in hook names ("blocks.1.attn.hook_z").
 NUMBER = re.compile(r"(?<![\w.])\d{1,4}(?![\w.])|(?<=[._])\d{1,4}(?=[._]|\b)")
 GOOD_METRIC = frozenset({"log_softmax", "logprob", "log_prob", "logit_diff", "logsumexp", "kl_div"})
-PROB_METRIC = frozenset({"softmax", "probs", "prob", "accuracy_score", "argmax", "sigmoid"})
+#: Names of a probability or accuracy score. ``argmax`` alone is not one: decoding the top
+#: token to show it scores nothing.
+PROB_METRIC = frozenset(
+    {"softmax", "probs", "prob", "accuracy_score", "accuracy", "acc", "sigmoid", "correct"}
+)
 
 
 def walk(tree: ast.AST, parents: dict[ast.AST, ast.AST]) -> Iterator[ast.AST]:

@@ -67,10 +67,15 @@ class Context:
         """Yield every markdown sentence with its cell and line (split once per check)."""
         return iter(self.shared(_markdown_sentences))
 
-    def claims(self, pattern: re.Pattern[str]) -> Iterator[Claim]:
-        """Yield each markdown sentence ``pattern`` matches, in notebook order."""
+    def claims(self, pattern: re.Pattern[str], *, cited: bool = True) -> Iterator[Claim]:
+        """Yield each markdown sentence ``pattern`` matches, in notebook order.
+
+        A question claims nothing, so questions are left out; with ``cited=False`` so are
+        sentences that attribute what they say to published work ("Wang et al. report").
+        """
         for cell, line, sentence in self.sentences():
-            if m := pattern.search(sentence):
+            m = pattern.search(sentence)
+            if m and not is_question(sentence) and (cited or not is_cited(sentence)):
                 yield Claim(cell, line, sentence, m)
 
     # -- the ledger --------------------------------------------------------------------------------
@@ -91,6 +96,22 @@ def _all_calls(ctx: Context) -> list[tuple[Cell, Call]]:
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+#: Wording that attributes a statement to published work rather than to this notebook.
+CITED = re.compile(
+    r"\bet al\b|arxiv\.org|\bthe (?:original )?paper\b|\bthey (?:report|found|show)|"
+    r"\breported (?:in|by)\b|\baccording to\b|\bas (?:shown|found|reported) (?:in|by)\b",
+    re.I,
+)
+
+
+def is_question(sentence: str) -> bool:
+    """Whether a markdown sentence is a question (it ends with "?", markup aside)."""
+    return sentence.rstrip(" *_`)]>\t").endswith("?")
+
+
+def is_cited(sentence: str) -> bool:
+    """Whether a sentence attributes what it says to published work."""
+    return CITED.search(sentence) is not None
 
 
 def _markdown_sentences(ctx: Context) -> list[tuple[Cell, int, str]]:

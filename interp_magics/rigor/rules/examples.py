@@ -13,6 +13,16 @@ GENERALISING = re.compile(
     r"the model (?:has )?learn(?:s|ed|t)|robustly)\b",
     re.I,
 )
+#: What a general claim must be about to need a sample: the model or its parts, not the maths
+#: ("the difference generally gets smaller as the matrices get bigger").
+ABOUT_THE_MODEL = re.compile(
+    r"\b(?:model|network|net|transformer|gpt|llm|heads?|layers?|neurons?|features?|"
+    r"circuits?|mlps?|attention|directions?|represent\w{0,10}|activat\w{0,6}|predict\w{0,6}|"
+    r"encod\w{0,5}|it learns?)\b",
+    re.I,
+)
+#: Wording that imagines rather than states ("we might want to see that it consistently ...").
+HYPOTHETICAL = re.compile(r"\b(?:might|would|could|want to|wish|hope to|ideally)\b", re.I)
 TOP_K_CALLS = ("topk", "nlargest", "argsort", "most_common")
 # a list literal of strings bound to one of these names holds hand-picked examples
 EXAMPLE_LIST = re.compile(r"example|prompt|sentence|input|text", re.I)
@@ -42,7 +52,12 @@ def claims_from_picked_examples(ctx: Context) -> list[Hit]:
     )
     if not (top_k or hand_picked) or ctx.find({"sample", "choice"}):
         return []
-    if claim := next(ctx.claims(GENERALISING), None):
+    about = (
+        c
+        for c in ctx.claims(GENERALISING)
+        if ABOUT_THE_MODEL.search(c.sentence) and not HYPOTHETICAL.search(c.sentence)
+    )
+    if claim := next(about, None):
         word = claim.match.group(0)
         return [claim.hit(f'general wording ("{word}") rests on top-k or hand-picked examples')]
     return []

@@ -60,6 +60,7 @@ TRIGGERS = frozenset(
         "Trace",
         "edit_output",
         "IntervenableModel",
+        "fwd_hooks",
     }
 )
 #: Calls that intervene whatever their arguments: this package's patching and ablation, and
@@ -72,6 +73,31 @@ EDITORS = frozenset({"TraceDict", "Trace"})
 READ_ONLY_CALLS = frozenset({"append", "update", "extend", "print", "add", "put", "setdefault"})
 NOISE = frozenset({"randn", "randn_like", "normal", "normal_", "standard_normal"})
 ZERO = frozenset({"zeros", "zeros_like", "zero_"})
+#: Names that say an edit writes a direction or subspace (a steering vector, a reading vector,
+#: a probe's weights, principal components, a dictionary feature, a learned rotation), not a
+#: whole activation.
+DIRECTION = re.compile(
+    r"direction|steer|vector|(?:^|_)vecs?(?:_|$)|reading|coef_|components_|W_dec|subspace|"
+    r"rotat|concept|(?:^|_)dirs?(?:_|$)",
+    re.I,
+)
+#: Library calls that intervene with a learned direction or subspace: pyvene's rotated-space
+#: interventions (DAS), RepE's and repeng's control vectors.
+DIRECTION_CALLS = frozenset(
+    {
+        "RotatedSpaceIntervention",
+        "BoundlessRotatedSpaceIntervention",
+        "LowRankRotatedSpaceIntervention",
+        "SigmoidMaskRotatedSpaceIntervention",
+        "SigmoidMaskIntervention",
+        "set_control",
+        "ControlModel",
+        "set_controller",
+        "WrappedReadingVecModel",
+    }
+)
+#: pyvene intervention classes that add Gaussian noise (its own, or one a notebook defines).
+PYVENE_NOISE = re.compile(r"\w{0,40}Noise\w{0,40}Intervention")
 #: Text that says code reaches individual attention heads.
 HEADS = re.compile(r"head|hook_z|hook_result|hook_pattern|hook_[qkv]\b|\bz\b", re.I)
 
@@ -82,13 +108,14 @@ class Intervention:
 
     cell: Cell | None  # None: a ledger record of a cell not in this notebook
     line: int
-    how: str  # "api", "ledger", "hook", "nnsight", "pyvene", "baukit" or "function"
+    how: str  # "api", "ledger", "library", "hook", "nnsight", "pyvene", "baukit" or "function"
     corruption: str = "other"  # "noise", "zero" or "other" (counterfactual, mean, resample...)
     metric: str = ""  # "prob", "good" or "" (not known)
     numbers: frozenset[int] = frozenset()
     swept: bool = False  # in a loop, or indexed by a variable: it reaches every layer / head
     heads: bool = False  # its code reaches individual attention heads
     general: bool = False  # the package's API or the ledger: sweeps the whole model
+    direction: bool = False  # it adds, patches or projects a learned direction or subspace
 
 
 class Component(NamedTuple):
@@ -158,11 +185,37 @@ def interventions(ctx: Context) -> list[Intervention]:
         Intervention(cell, call.line, "api", general=True) for cell, call in ctx.find(API_CALLS)
     ]
     found += [
+        Intervention(cell, call.line, "library", general=True, direction=True)
+        for cell, call in ctx.find(DIRECTION_CALLS | {"pipeline"})
+        if call.short != "pipeline" or _steering_pipeline(call.args)
+    ]
+    found += [
         Intervention(ctx.cell_of(entry), 1, "ledger", general=True)
         for entry in ctx.ledger
         if isinstance(entry.record, (PatchRecord, AblationRecord))
     ]
-    return found + _Reading(ctx).run()
+    return found + [_pyvene(ctx, f) if f.how == "pyvene" else f for f in _Reading(ctx).run()]
+
+
+def _steering_pipeline(args: list[str]) -> bool:
+    """Whether a ``pipeline(...)`` call builds RepE's steering pipeline (``"rep-control"``)."""
+    return bool(args) and args[0].strip("'\" ") == "rep-control"
+
+
+def _pyvene(ctx: Context, found: Intervention) -> Intervention:
+    """Return a pyvene intervention with what its configuration says it does.
+
+    A pyvene model is built from a configuration naming intervention classes, usually
+    elsewhere than the ``IntervenableModel`` call: a rotated-space class makes it an
+    intervention along a learned subspace, a noise class a Gaussian-noise corruption.
+    """
+    used = ctx.names()
+    noisy = any(PYVENE_NOISE.fullmatch(name) for name in used)
+    return replace(
+        found,
+        direction=bool(DIRECTION_CALLS & used),
+        corruption="noise" if noisy else "zero" if "ZeroIntervention" in used else "other",
+    )
 
 
 @dataclass
@@ -208,9 +261,13 @@ class _Reading:
         calls: list[tuple[Cell, ast.Call, _Function | None]] = []
         for cell, tree in self.trees:
             for node in walk(tree, self.parents):
-                if not isinstance(node, (ast.Call, ast.Assign, ast.AugAssign)):
+                if isinstance(node, ast.Tuple):
+                    site = self._hook_pair(cell, node)
+                elif isinstance(node, (ast.Call, ast.Assign, ast.AugAssign)):
+                    site = self._site(cell, node)
+                else:
                     continue
-                if site := self._site(cell, node):
+                if site:
                     direct.append(site)
                     if owner := self._owner(node):
                         owner.sites.append(site)
@@ -256,6 +313,7 @@ class _Reading:
                     frozenset().union(*(s.numbers for s in inner), numbers(node)),
                     any(s.swept for s in inner) or self._in_loop(node) or function.calls_in_loop,
                     any(s.heads for s in inner) or bool(HEADS.search(text(node))),
+                    direction=any(s.direction for s in inner),
                 )
             )
         return out
@@ -293,6 +351,16 @@ class _Reading:
             self._names[id(node)] = names(node)
         return self._names[id(node)]
 
+    def _hook_pair(self, cell: Cell, pair: ast.Tuple) -> Intervention | None:
+        """Return the intervention a TransformerLens ``(hook name, hook)`` pair makes, if its
+        hook edits: such pairs are built in one place and run elsewhere (``fwd_hooks=``)."""
+        if len(pair.elts) != 2 or not isinstance(pair.elts[0], (ast.Constant, ast.JoinedStr)):
+            return None
+        if "hook" not in text(pair.elts[0]):
+            return None
+        hooks = [h for h in self._hook_functions_in(pair.elts[1]) if self._edits_hook(h)]
+        return self._make(cell, pair, "hook", [pair, *hooks]) if hooks else None
+
     def _site(self, cell: Cell, node: ast.Call | ast.Assign | ast.AugAssign) -> Intervention | None:
         """Return the intervention ``node`` makes, if it makes one."""
         if isinstance(node, (ast.Assign, ast.AugAssign)):
@@ -318,11 +386,15 @@ class _Reading:
     def _hook_functions(self, call: ast.Call) -> Iterator[ast.AST]:
         """Yield the hook functions a registering call passes (names, lambdas, partials)."""
         for arg in (*call.args, *(k.value for k in call.keywords)):
-            for node in ast.walk(arg):
-                if isinstance(node, ast.Lambda) or (
-                    isinstance(node, ast.Name) and node.id in self.functions
-                ):
-                    yield node
+            yield from self._hook_functions_in(arg)
+
+    def _hook_functions_in(self, arg: ast.AST) -> Iterator[ast.AST]:
+        """Yield the lambdas and notebook functions named in ``arg``."""
+        for node in ast.walk(arg):
+            if isinstance(node, ast.Lambda) or (
+                isinstance(node, ast.Name) and node.id in self.functions
+            ):
+                yield node
 
     def _edits_hook(self, hook: ast.AST) -> bool:
         """Whether hook function ``hook`` returns a value or edits what it is given."""
@@ -350,6 +422,7 @@ class _Reading:
         cell_names = cell.facts.names if cell.facts else set()
         metric = metric_of(names) or ("" if owner else metric_of(cell_names))
         swept = self._in_loop(node) or variable_index(node)
+        edit_names = set().union(*(self.names(c) for c in (*parts, *bodies)))
         return Intervention(
             cell,
             getattr(node, "lineno", 1),
@@ -359,4 +432,5 @@ class _Reading:
             frozenset(numbers(*parts, *bodies)),
             swept,
             bool(HEADS.search(words)),
+            direction=any(DIRECTION.search(n) for n in edit_names) or bool(DIRECTION_CALLS & names),
         )

@@ -20,6 +20,16 @@ from .probe_evidence import (
 )
 from .vocabulary import CLASSIFIERS, PROBE_FUNCS
 
+#: A notebook's or a library's own probe function: ``train_probe``, ``load_probe_results``.
+PROBE_CALL = re.compile(r"(?:load|train|fit|run|get|eval\w{0,6})_probes?(?:_\w{1,30})?")
+#: Representation reading fitted with labels (RepE): a direction read out as a classifier.
+READING_CALLS = {"get_directions", "get_rep_reader", "train_rep_reader"}
+#: Keyword arguments that make one probe call fit every layer listed (a comparison by layer).
+LAYER_LISTS = {"hidden_layers", "layers", "layer_ids"}
+#: A name that holds an accuracy or correct predictions (``acc``, ``test_accuracy``, ``cors``).
+ACCURACY_NAME = re.compile(
+    r"acc(?:uracy|uracies|s)?(?:_|$)|(?:^|_)acc|correct|(?:^|_)cors(?:_|$)", re.I
+)
 CV_CALLS = {"cross_val_score", "cross_validate", "cross_val_predict"}
 LAYERISH = re.compile(r"layer|model|block|depth|checkpoint|ckpt|step|\bl\b|\bL\b", re.I)
 # Names in code that show a control was computed (matched in the source text, not the ledger).
@@ -156,6 +166,17 @@ def layer_comparison_without_control(ctx: Context) -> list[Hit]:
     """
     controlled: dict[int, dict[int | None, bool]] = {}  # cell -> loop -> has a control
     for cell, call in ctx.shared(_probe_sites):
+        if LAYER_LISTS & set(call.kwargs) and not package_probe(ctx, call):
+            if not _any_control(ctx):  # one call fits every layer listed: no loop to read
+                return [
+                    Hit(
+                        cell,
+                        call.line,
+                        f"{call.name} fits a probe for each layer listed and their accuracies "
+                        "are compared without a control for each one",
+                    )
+                ]
+            continue
         if not call.in_loop or call.short == "probe_layers" or cell.facts is None:
             continue
         header = cell.facts.loops.get(call.loop, "") if call.loop else ""
@@ -273,12 +294,25 @@ def _probe_sites(ctx: Context) -> list[tuple[Cell, Call]]:
         for cell, call in ctx.calls()
         if call.short in PROBE_FUNCS
         or call.name in PROBE_FUNCS
+        or PROBE_CALL.fullmatch(call.short)
+        or (
+            call.short in READING_CALLS
+            and "train_labels" in call.kwargs
+            and ctx.shared(_scores_accuracy)
+        )
         or (call.short in CV_CALLS and call.args and any(k in call.args[0] for k in CLASSIFIERS))
         or (
             call.short == "fit"
             and (call.receiver in classifiers or any(k in call.receiver for k in CLASSIFIERS))
         )
     ]
+
+
+def _scores_accuracy(ctx: Context) -> bool:
+    """Whether the code scores predictions: an accuracy by name, or a mean of matches."""
+    if any(ACCURACY_NAME.search(name) for name in ctx.names()):
+        return True
+    return any("mean(" in line and "==" in line for c in ctx.nb.code() for line in c.lines)
 
 
 def _assigned_classifiers(ctx: Context) -> set[str]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from ..facts import Call
 from ..registry import METHODOLOGY, Hit, rule
 from .context import Context
 from .vocabulary import RANDOM_CALLS, SEED_CALLS
 
 RANDOM_MODULES = ("np.random", "numpy.random", "torch", "random", "rng", "gen", "generator")
+#: A function that draws examples at random by its name: ``sample_das``, ``factual_sampler``.
+SAMPLER = re.compile(r"sample_\w{1,40}|\w{1,40}_sampler|sample_batch|sampler")
 SPLITTERS = ("train_test_split", "KFold", "StratifiedKFold", "ShuffleSplit")
 
 
@@ -31,7 +35,8 @@ def randomness_before_seed(ctx: Context) -> list[Hit]:
     for cell, call in ctx.calls():
         seeded |= _seeds(call)
         source = _source_of_randomness(call)
-        if source and source not in seeded:
+        # a helper's draws use whichever generator it uses: any seed may cover them
+        if source and source not in seeded and not (source == "any" and seeded):
             return [
                 Hit(cell, call.line, f"{call.name} draws random numbers before any seed is set")
                 if not seeded
@@ -77,8 +82,10 @@ def _source_of_randomness(call: Call) -> str:
     if call.short == "DataLoader":  # shuffles with torch's global generator
         shuffled = call.kwargs.get("shuffle") == "True" and "generator" not in call.kwargs
         return "torch" if shuffled else ""
-    if call.short == "generate":  # sampling draws from torch's global generator
-        return "torch" if call.kwargs.get("do_sample") == "True" else ""
+    if call.kwargs.get("do_sample") == "True":  # generate() or a pipeline that samples
+        return "torch"
+    if SAMPLER.fullmatch(call.short):  # a data sampler of the notebook's own or a library's
+        return "any"
     if call.short == "default_rng":
         return "" if call.args or "seed" in call.kwargs else "unseeded default_rng"
     if call.short not in RANDOM_CALLS or "generator" in call.kwargs:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import bisect
 import re
 
+from ..facts import Call
 from ..ledger import p_values
 from ..notebook import Cell
 from ..registry import METHODOLOGY, Hit, rule
-from .context import Context
+from .context import Claim, Context, is_cited
 from .flow import in_function, package_probe, reaching, used_later
 from .leakage import chosen_on_test
 from .vocabulary import CLASSIFIERS, PROBE_FUNCS, RANDOM_CALLS, SEED_CALLS
@@ -51,10 +52,24 @@ COMPARISON = re.compile(
     r"exceeds?|compared (?:to|with))\b",
     re.I,
 )
+#: What a comparison must be about to rest on random work: a measured result, not prose
+#: ("compared to normal ML, the feedback loops are short").
+MEASURED = re.compile(
+    r"\b(?:accura\w{1,4}|scores?|performance|performs?|probes?|loss|effects?|logits?|auc|f1|"
+    r"metric|r2|r\^2|correlat\w{1,6}|selectivity|recover\w{0,3}|predict\w{0,6}|"
+    r"layers?|sites?|heads?|baselines?)\b|\d",
+    re.I,
+)
 METRIC_NUMBER = re.compile(
     r"\b(?P<metric>accuracy|acc|f1|auc|logit diff(?:erence)?|loss|correlation|recovery|"
     r"restores?|effect|"
     r"probe score|selectivity)\b[^.\n]{0,40}?(?<![\w.])(?P<number>\d+(?:\.\d+)?)\s*(?P<pct>%)?",
+    re.I,
+)
+#: A percentage stated before the metric it measures ("99% accuracy", "97% test accuracy").
+PERCENT_METRIC = re.compile(
+    r"(?<![\w.])(?P<number>\d{1,3}(?:\.\d{1,4})?)\s{0,2}(?P<pct>%)\s{1,3}(?:[\w-]{1,20}\s{1,3}){0,2}?"
+    r"(?P<metric>accuracy|acc|f1|auc|recovery|selectivity)\b",
     re.I,
 )
 #: Just before a number: what makes it a p-value or a test statistic ("p = 1.0", "t(9) = 2.1"),
@@ -126,6 +141,7 @@ def _uncorrected_in_code(ctx: Context, corrections: set[int]) -> list[Hit]:
         for cell, c in ctx.calls()
         if (c.short in PVALUE_CALLS or c.name in PVALUE_CALLS)
         and (c.short not in PROBE_FUNCS or package_probe(ctx, c))
+        and not _statistic_only(cell, c)
     ]
     corrected = reaching(ctx, tests, lambda c: id(c) in corrections) if corrections else set()
     tests = [(cell, c) for cell, c in tests if id(c) not in corrected]
@@ -142,6 +158,21 @@ def _uncorrected_in_code(ctx: Context, corrections: set[int]) -> list[Hit]:
             "multiple comparisons",
         )
     ]
+
+
+#: A test whose statistic alone is kept: ``spearmanr(a, b).correlation``, ``pearsonr(a, b)[0]``.
+STATISTIC_ONLY = re.compile(
+    r"\((?:[^()\n]|\([^()\n]{0,200}\)){0,400}\)\s{0,2}(?:\.(?:correlation|statistic)\b|\[0\])"
+)
+
+
+def _statistic_only(cell: Cell, call: Call) -> bool:
+    """Whether a test call's p-value is dropped where it is made (only its statistic is read)."""
+    if not 0 < call.line <= len(cell.lines):
+        return False
+    line = cell.lines[call.line - 1]
+    at = line.find(call.short + "(")
+    return at >= 0 and STATISTIC_ONLY.match(line, at + len(call.short)) is not None
 
 
 @rule(
@@ -169,7 +200,7 @@ def metric_without_uncertainty(ctx: Context) -> list[Hit]:
 
     bare = (
         c
-        for c in ctx.claims(METRIC_NUMBER)
+        for c in _metric_claims(ctx)
         if is_metric(c.match) and not SPREAD.search(c.sentence) and not cell_has_spread(c.cell)
     )
     if claim := next(bare, None):
@@ -204,7 +235,8 @@ def single_seed_comparison(ctx: Context) -> list[Hit]:
     )
     if not random_work or many_seeds:
         return []
-    if claim := next(ctx.claims(COMPARISON), None):
+    measured = (c for c in ctx.claims(COMPARISON) if MEASURED.search(c.sentence))
+    if claim := next(measured, None):
         return [
             claim.hit(
                 "this comparison rests on a single random seed; the difference may not survive "
@@ -237,8 +269,7 @@ def text_differs_from_output(ctx: Context) -> list[Hit]:
             claims += [
                 (at, cell, i, m)
                 for i, line in enumerate(cell.lines, 1)
-                for m in METRIC_NUMBER.finditer(line)
-                if is_metric(m)
+                for m in metric_numbers(line)
             ]
     shown: dict[str, _Shown] = {}  # each metric's printed numbers, read once from all outputs
     for at, cell, i, stated in claims:
@@ -279,6 +310,22 @@ def selected_on_test_data(ctx: Context) -> list[Hit]:
     ]
 
 
+def _metric_claims(ctx: Context) -> list[Claim]:
+    """Return the sentences that state a metric's value, either way round, in notebook order
+    (numbers quoted from published work left out)."""
+    found = [*ctx.claims(METRIC_NUMBER, cited=False), *ctx.claims(PERCENT_METRIC, cited=False)]
+    return sorted(found, key=lambda c: (c.cell.index, c.line, c.match.start()))
+
+
+def metric_numbers(line: str) -> list[re.Match[str]]:
+    """Return the metric values a markdown line states, either way round ("accuracy 0.9",
+    "90% accuracy"), left to right; none from a line that quotes published work."""
+    if is_cited(line):
+        return []
+    found = [*METRIC_NUMBER.finditer(line), *PERCENT_METRIC.finditer(line)]
+    return sorted((m for m in found if is_metric(m)), key=lambda m: m.start())
+
+
 def is_metric(m: re.Match[str]) -> bool:
     """Whether the number METRIC_NUMBER found is the metric's value, not a p-value or a test
     statistic stated after it (``p = 1.0``, ``t = 2.1``, ``n = 200``)."""
@@ -317,21 +364,25 @@ class _Shown:
             return None
         keyword = stated.group("metric").lower()
         number, pct = stated.group("number"), stated.group("pct")
-        scale = 100 if pct else 1
-        value = float(number) / scale
         decimals = len(number.split(".")[1]) if "." in number else 0
-        tol = 0.5 * 10 ** (-decimals) / scale + 1e-9
+        # a percentage agrees with an output that prints the fraction (0.97) or the percentage
+        scales = (100, 1) if pct else (1,)
+        if any(self._shows(float(number) / s, 0.5 * 10 ** (-decimals) / s + 1e-9) for s in scales):
+            return None
+        value = float(number) / scales[0]
+        nearest = min((c for c, _ in self.found[: self.above]), key=lambda c: abs(c - value))
+        return (
+            f"the text states {keyword} {number}{pct or ''} but the outputs above show {nearest:g}"
+        )
+
+    def _shows(self, value: float, tol: float) -> bool:
+        """Whether an output above the claim shows a number within ``tol`` of ``value``."""
         # the numbers within tol of value form one run of the sorted values
         lo = bisect.bisect_left(
             self.values, True, key=lambda c: not (c < value and abs(c - value) > tol)
         )
         hi = bisect.bisect_left(self.values, True, key=lambda c: c > value and abs(c - value) > tol)
-        if self._count(hi) > self._count(lo):
-            return None
-        nearest = min((c for c, _ in self.found[: self.above]), key=lambda c: abs(c - value))
-        return (
-            f"the text states {keyword} {number}{pct or ''} but the outputs above show {nearest:g}"
-        )
+        return self._count(hi) > self._count(lo)
 
     def _add(self, r: int) -> None:
         r += 1
