@@ -294,3 +294,60 @@ def test_a_comparison_in_prose_about_no_result_passes():
     assert not rules(fit, prose, select=["STA003"])
     result = ("md", "Layer 6 outperforms layer 2 on the probe.")
     assert "STA003" in rules(fit, result, select=["STA003"])
+
+
+# -- probes without a classifier class -------------------------------------------------------------
+
+MASS_MEAN = """
+direction = acts[labels == 1].mean(0) - acts[labels == 0].mean(0)
+scores = test_acts @ direction
+accuracy = ((scores > 0).long() == test_labels).float().mean()
+"""
+
+PCA_READING = """
+pca = PCA(n_components=1).fit(train_diffs)
+reading = pca.components_[0]
+predicted = (test_acts @ reading > 0)
+acc = (predicted == test_labels).mean()
+"""
+
+TORCH_HEAD = """
+probe = torch.nn.Linear(d_model, 2)
+opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+for step in range(200):
+    loss = F.cross_entropy(probe(train_acts), train_labels)
+    opt.zero_grad(); loss.backward(); opt.step()
+test_acc = (probe(test_acts).argmax(-1) == test_labels).float().mean()
+"""
+
+
+@pytest.mark.parametrize(
+    "code", [MASS_MEAN, PCA_READING, TORCH_HEAD], ids=["mass-mean", "pca", "torch"]
+)
+def test_direction_and_torch_probes_need_a_control(code):
+    assert "PRB001" in rules(SEED, ("code", code), select=["PRB001"])
+
+
+def test_a_steering_vector_from_contrast_pairs_is_no_probe():
+    code = "steering = acts_pos.mean(0) - acts_neg.mean(0)\nout = generate_with(steering)"
+    assert not rules(SEED, ("code", code), select=["PRB001"])
+
+
+def test_a_mass_mean_probe_with_shuffled_labels_passes():
+    control = (
+        "y_null = labels[torch.randperm(len(labels))]\n"
+        "null_direction = acts[y_null == 1].mean(0) - acts[y_null == 0].mean(0)\n"
+        "null_acc = (((test_acts @ null_direction) > 0).long() == test_labels).float().mean()"
+    )
+    assert "PRB001" not in rules(SEED, ("code", MASS_MEAN), ("code", control), select=["PRB001"])
+
+
+def test_the_best_layer_by_cross_validated_score_is_selection_biased():
+    loop = (
+        "scores = [cross_val_score(LogisticRegression(), acts[l], y, cv=5).mean() "
+        "for l in range(12)]\nbest = int(np.argmax(scores))\nprint(scores[best])"
+    )
+    found = rigor.check(notebook(SEED, ("code", loop)), select=["STA005"])
+    assert [f.rule for f in found] == ["STA005"] and "nested" in found[0].message
+    every = "scores = [cross_val_score(LogisticRegression(), acts[l], y).mean() for l in range(12)]"
+    assert not rules(SEED, ("code", every), select=["STA005"])

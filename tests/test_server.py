@@ -388,11 +388,17 @@ MALFORMED = {
     "path-nul": ({"path": "a\0.ipynb"}, "'path' must be a non-empty string"),
     "notebook-list": ({"notebook": []}, "'notebook' must be a notebook object, not a list"),
     "notebook-str": ({"notebook": "{}"}, "'notebook' must be a notebook object, not a string"),
-    "no-cells": ({"notebook": {"nbformat": 4, "metadata": {}}}, "the notebook has no 'cells' list"),
-    "cells-dict": ({"notebook": {"cells": {}}}, "the notebook has no 'cells' list"),
-    "nbformat-5": ({"notebook": {"nbformat": 5, "cells": []}}, "nbformat 5 is not supported"),
-    "nbformat-str": ({"notebook": {"nbformat": "4", "cells": []}}, "nbformat '4' is not supported"),
-    "nbformat-bool": ({"notebook": {"nbformat": True, "cells": []}}, "nbformat True is not"),
+    "no-cells": ({"notebook": {"nbformat": 4, "metadata": {}}}, "not a notebook (no cells)"),
+    "cells-dict": ({"notebook": {"cells": {}}}, "not a notebook (no cells)"),
+    "nbformat-5": (
+        {"notebook": {"nbformat": 5, "cells": []}},
+        "the notebook is nbformat 5; Jupyter and this checker read versions 1 to 4",
+    ),
+    "nbformat-str": (
+        {"notebook": {"nbformat": "4", "cells": []}},
+        'states "nbformat": "4", which is not a version number',
+    ),
+    "nbformat-bool": ({"notebook": {"nbformat": True, "cells": []}}, "'nbformat' is true"),
     "cell-type": (cells({"cell_type": "foo", "source": ""}), "cell 1 has cell_type 'foo'"),
     "cell-type-2": (
         cells(code("x", "a"), {"cell_type": None, "source": ""}),
@@ -574,7 +580,7 @@ async def test_the_contents_read_permission_governs_both_endpoints(rigor, jp_fet
     assert ASKED == [("read", "contents")] * 2
 
 
-# -- nbformat 3 ----------------------------------------------------------------------------------
+# -- nbformat 1 to 3 -------------------------------------------------------------------------------
 
 V3 = {
     "nbformat": 3,
@@ -612,6 +618,20 @@ async def test_nbformat_3_is_converted_and_checked(rigor):
     assert strip(reply["findings"]) == strip(want)
     assert reply["findings"][0]["cell_index"] == 2  # the heading became markdown cell 1
     assert reply["summary"] == check(V3).summary()
+
+
+@pytest.mark.parametrize(
+    "old",
+    [
+        {**V3, "nbformat": 2},
+        {k: v for k, v in V3.items() if k not in ("nbformat", "nbformat_minor")},
+    ],
+    ids=["nbformat-2", "worksheets-only"],
+)
+async def test_older_notebooks_jupyter_opens_are_converted_too(rigor, old):
+    status, reply = await rigor({"notebook": old})
+    assert status == 200, reply
+    assert [(f["rule"], f["cell_index"]) for f in reply["findings"]] == [("CAU001", 2)]
 
 
 async def test_nbformat_3_file_by_path(rigor, jp_root_dir):

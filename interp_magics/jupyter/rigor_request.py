@@ -67,19 +67,14 @@ def parse_request(body: bytes) -> RigorRequest:
 def checked_notebook(notebook: Any, notes: list[str]) -> dict[str, Any]:
     """Return ``notebook`` as a version-4 notebook dict whose cells the checker can read.
 
-    Raises RequestError when it is not a notebook. nbformat 3 is converted in memory. Cells
+    Raises RequestError when it is not a notebook. nbformat 1 to 3 is converted in memory. Cells
     whose source is longer than MAX_CELL_SOURCE are checked as empty and a note says so.
     """
     if not isinstance(notebook, dict):
         raise RequestError(f"'notebook' must be a notebook object, not {_kind(notebook)}")
-    version = notebook.get("nbformat", 4)
-    if not isinstance(version, int) or isinstance(version, bool) or version not in (3, 4):
-        raise RequestError(f"nbformat {version!r} is not supported: send an nbformat 4 notebook")
-    if version == 3:
+    if not isinstance(notebook.get("cells"), list) or notebook.get("nbformat", 4) != 4:
         notebook = _upgraded(notebook)
-    cells = notebook.get("cells")
-    if not isinstance(cells, list):
-        raise RequestError("the notebook has no 'cells' list; is it a notebook?")
+    cells = notebook["cells"]
     too_many = f"the notebook has {len(cells)} cells; the checker reads at most {MAX_CELLS}"
     clean = []
     for i, cell in _objects(cells, MAX_CELLS, too_many, "cell"):
@@ -118,11 +113,14 @@ def checked_notebook(notebook: Any, notes: list[str]) -> dict[str, Any]:
 
 
 def _upgraded(notebook: dict[str, Any]) -> dict[str, Any]:
-    """Return an nbformat 3 notebook as version 4 (in memory), as the checker converts it."""
-    from ..rigor.notebook import NotebookError, upgrade_v3
+    """Return a notebook of nbformat 1 to 3 as version 4 (in memory), as the checker and
+    Jupyter convert it; RequestError, saying why, for anything Jupyter cannot open either."""
+    from ..rigor.notebook import NotebookError, as_v4
 
+    if isinstance(notebook.get("nbformat"), bool):  # JSON true is no version number
+        raise RequestError("'nbformat' is true, not a version number: send nbformat 4")
     try:
-        return upgrade_v3(notebook)
+        return as_v4(notebook, "the notebook")
     except NotebookError as exc:
         raise RequestError(str(exc)) from None
 

@@ -53,7 +53,9 @@ class Context:
 
     def find(self, shorts: Collection[str]) -> list[tuple[Cell, Call]]:
         """Return the calls whose name or last name component is one of ``shorts``."""
-        return [(cell, c) for cell, c in self.calls() if c.short in shorts or c.name in shorts]
+        index = self.shared(_calls_by_name)
+        found = {at: hit for name in shorts for at, hit in index.get(name, ())}
+        return [found[at] for at in sorted(found)]
 
     def names(self) -> set[str]:
         """Return every identifier and attribute name the code uses."""
@@ -88,6 +90,18 @@ class Context:
     def records(self, kind: type[R]) -> list[tuple[R, Cell | None]]:
         """Return the ledger's records of one type, each with the cell that ran it."""
         return [(e.record, self.cell_of(e)) for e in self.ledger if isinstance(e.record, kind)]
+
+
+def _calls_by_name(ctx: Context) -> dict[str, list[tuple[int, tuple[Cell, Call]]]]:
+    """Return each call under its name and its last name component, with its place in notebook
+    order: rules look calls up by name many times, and a scan of every call each time is slow
+    on large notebooks."""
+    index: dict[str, list[tuple[int, tuple[Cell, Call]]]] = {}
+    for at, (cell, call) in enumerate(ctx.calls()):
+        index.setdefault(call.short, []).append((at, (cell, call)))
+        if call.name != call.short:
+            index.setdefault(call.name, []).append((at, (cell, call)))
+    return index
 
 
 def _all_calls(ctx: Context) -> list[tuple[Cell, Call]]:

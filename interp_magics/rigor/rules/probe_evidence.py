@@ -37,6 +37,7 @@ LABEL_NAME = re.compile(r"(y|labels?|targets?|y_\w{1,40}|classes)")
 LABEL_ARG = re.compile(r"(y|labels?|targets?|y_\w{1,40}|classes)(\.copy\(\)|\.values|\.clone\(\))?")
 #: Calls that fit or score a probe (or any estimator): where a control's data must arrive.
 PROBE_USE = {
+    "mean",  # a difference of class means is a probe fitted by averaging
     "fit",
     "fit_transform",
     "score",
@@ -92,12 +93,14 @@ def controls_disabled(call: Call) -> bool:
 
 
 def is_label_shuffle(call: Call) -> bool:
-    """Whether ``call`` shuffles labels themselves (``rng.permutation(y)``, not ``len(y)``)."""
-    return (
-        call.short in SHUFFLE_CALLS
-        and bool(call.args)
-        and LABEL_ARG.fullmatch(call.args[0].strip()) is not None
-    )
+    """Whether ``call`` shuffles labels themselves: ``rng.permutation(y)``, or an index
+    permutation that only reorders labels (``y_null = y[torch.randperm(len(y))]``), not
+    ``perm = rng.permutation(len(y))``, which may order a split."""
+    if call.short not in SHUFFLE_CALLS or not call.args:
+        return False
+    if LABEL_ARG.fullmatch(call.args[0].strip()):
+        return True
+    return bool(call.assigned) and all(LABEL_NAME.fullmatch(n) for n in call.assigned)
 
 
 def is_random_features(call: Call) -> bool:

@@ -30,6 +30,14 @@ LAYER_LISTS = {"hidden_layers", "layers", "layer_ids"}
 ACCURACY_NAME = re.compile(
     r"acc(?:uracy|uracies|s)?(?:_|$)|(?:^|_)acc|correct|(?:^|_)cors(?:_|$)", re.I
 )
+#: Two class means subtracted on one line: a mass-mean (difference-of-means) direction.
+MEAN_DIFFERENCE = re.compile(r"mean\([^\n]{0,80}?\)\s{0,3}-\s{0,3}[^\n]{0,80}?mean\(")
+#: The examples of one class picked by their labels (``acts[labels == 1]``, ``X[y]``).
+LABEL_SPLIT = re.compile(r"==|\[~?\s{0,2}(?:y|labels?|targets?|y_\w{1,30})\s{0,2}[\],]")
+#: Decompositions whose components are read as directions (RepE's reading vectors).
+DECOMPOSITIONS = {"PCA", "TruncatedSVD", "FastICA", "fit", "fit_transform"}
+#: torch modules a linear (or small MLP) probe is built from.
+TORCH_HEADS = {"Linear", "Sequential", "LazyLinear"}
 CV_CALLS = {"cross_val_score", "cross_validate", "cross_val_predict"}
 LAYERISH = re.compile(r"layer|model|block|depth|checkpoint|ckpt|step|\bl\b|\bL\b", re.I)
 # Names in code that show a control was computed (matched in the source text, not the ledger).
@@ -294,18 +302,48 @@ def _probe_sites(ctx: Context) -> list[tuple[Cell, Call]]:
         for cell, call in ctx.calls()
         if call.short in PROBE_FUNCS
         or call.name in PROBE_FUNCS
-        or PROBE_CALL.fullmatch(call.short)
+        or ("probe" in call.short and PROBE_CALL.fullmatch(call.short))
         or (
             call.short in READING_CALLS
             and "train_labels" in call.kwargs
             and ctx.shared(_scores_accuracy)
         )
+        or id(call) in ctx.shared(_direction_probes)
         or (call.short in CV_CALLS and call.args and any(k in call.args[0] for k in CLASSIFIERS))
         or (
             call.short == "fit"
             and (call.receiver in classifiers or any(k in call.receiver for k in CLASSIFIERS))
         )
     ]
+
+
+def _direction_probes(ctx: Context) -> set[int]:
+    """Return the ``id`` of calls that fit a probe without a classifier class: a difference of
+    class means (mass-mean), principal components read as a classifier, or a torch linear
+    head bound to a probe's name; each only when the notebook scores predictions."""
+    if not ctx.shared(_scores_accuracy):
+        return set()
+    found = set()
+    for cell in ctx.nb.code():
+        if cell.facts is None:
+            continue
+        lines = {
+            i
+            for i, line in enumerate(cell.lines, 1)
+            if "mean(" in line and MEAN_DIFFERENCE.search(line) and LABEL_SPLIT.search(line)
+        }
+        # principal components read as a classifier: the decomposition fitted in that cell
+        reads_components = any("components_" in line for line in cell.lines)
+        for call in cell.facts.calls:
+            if (
+                call.line in lines
+                or (reads_components and call.short in DECOMPOSITIONS)
+                or (call.short in TORCH_HEADS and any("probe" in n.lower() for n in call.assigned))
+            ):
+                found.add(id(call))
+                lines.discard(call.line)  # one probe a line
+                reads_components = False
+    return found
 
 
 def _scores_accuracy(ctx: Context) -> bool:

@@ -11,7 +11,7 @@ from ..notebook import Cell
 from ..registry import METHODOLOGY, Hit, rule
 from .context import Claim, Context, is_cited
 from .flow import in_function, package_probe, reaching, used_later
-from .leakage import chosen_on_test
+from .leakage import CV_SCORES, chosen_on_test
 from .vocabulary import CLASSIFIERS, PROBE_FUNCS, RANDOM_CALLS, SEED_CALLS
 
 CORRECTION_NAMES = {
@@ -304,7 +304,11 @@ def selected_on_test_data(ctx: Context) -> list[Hit]:
             cell,
             call.line,
             f"the best candidate is chosen by its score on test data ({call.name}), so its "
-            "test score is biased upwards: choose on validation data, then test once",
+            "test score is biased upwards: choose on validation data, then test once"
+            if call.short not in CV_SCORES
+            else f"the best candidate is chosen by its cross-validated score ({call.name}), "
+            "so that score is biased upwards: choose inside each training fold (nested "
+            "cross-validation), or report every candidate's score without choosing",
         )
         for cell, call in chosen_on_test(ctx)[:1]
     ]
