@@ -286,3 +286,89 @@ def test_attention_magic(shell, minilm):
     ]:
         result = shell.run_cell(line)
         assert message in str(result.error_in_exec), line
+
+
+MATH_TOKENS = ["$$", "${{x}}$", r"$\frac{1}{2}$", r"a\$b", "$", "50$ and 3$", "${" * 30 + "}$" * 30]
+
+
+@pytest.fixture
+def drawn_text(monkeypatch):
+    """Every string the Agg renderer draws, with whether it was drawn as math."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    calls: list[tuple[str, bool]] = []
+    draw = RendererAgg.draw_text
+
+    def spy(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        calls.append((s, ismath))
+        return draw(self, gc, x, y, s, prop, angle, ismath, mtext)
+
+    monkeypatch.setattr(RendererAgg, "draw_text", spy)
+    return calls
+
+
+@pytest.mark.parametrize("how", ["literal", "LITERAL_TEXT"])
+def test_labels_are_drawn_verbatim_never_as_math(drawn_text, how):
+    from matplotlib.figure import Figure
+
+    from interp_magics.widgets.labels import LITERAL_TEXT, literal_labels
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    if how == "literal":
+        ax.set_xticks(range(len(MATH_TOKENS)), literal_labels(MATH_TOKENS))
+    else:
+        ax.set_xticks(range(len(MATH_TOKENS)), MATH_TOKENS, **LITERAL_TEXT)
+    fig.savefig(io.BytesIO(), format="png")
+    assert drawn_text[: len(MATH_TOKENS)] == [(t, False) for t in MATH_TOKENS]
+
+
+def test_unescaped_labels_are_parsed_as_math(drawn_text):
+    """The reference failure the label helpers exist for (matplotlib's own behaviour)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.set_xticks([0], ["$$"])
+    with pytest.raises(ValueError, match="Expected end of text"):
+        fig.savefig(io.BytesIO(), format="png")
+
+
+def test_static_fallback_draws_math_like_tokens_as_written(drawn_text):
+    tokens = ["[CLS]", "$$", "${{x}}$", r"$\frac12$", "costs", "5$", "[SEP]"]
+    view = AttentionView(softmax_pattern(2, 3, 7, 7), tokens)
+    data, _ = view._repr_mimebundle_()
+    png = data["image/png"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and _png_pixels(png)[..., :3].std() > 0.05
+    labels = [(s, m) for s, m in drawn_text if s in tokens]
+    assert labels == [(t, False) for t in tokens] * 2  # key axis, then query axis
+    assert not any(m for _, m in drawn_text)
+
+
+def test_patching_heatmap_fallback_draws_tokens_as_written(drawn_text):
+    """The same rule in the patching heatmap's PNG: position labels are tokens."""
+    from interp_magics.patching import PatchResult
+    from interp_magics.widgets import PatchingHeatmap
+
+    tokens = ["$$", "${{x}}$", r"$\frac12$", "5$"]
+    values = torch.linspace(-1, 1, 8).reshape(2, 4)
+    result = PatchResult(
+        values=values,
+        raw=values,
+        per_example=values[..., None].repeat(1, 1, 3),
+        axes=("layer", "pos"),
+        labels={"layer": ["0", "1"], "pos": tokens},
+        metric="logit difference",
+        site="resid_pre",
+        method="exact",
+        direction="denoising",
+        corruption="given",
+        clean_baseline=1.0,
+        corrupt_baseline=0.0,
+        clean_per_example=torch.ones(3),
+        corrupt_per_example=torch.zeros(3),
+        normalised=True,
+    )
+    png = PatchingHeatmap(result).fallback_png()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [(s, m) for s, m in drawn_text if s in tokens] == [(t, False) for t in tokens]

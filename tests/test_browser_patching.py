@@ -73,6 +73,18 @@ def test_patching_heatmap_in_the_browser(lab, browser, expected, artifacts):
             float(expected.values[LAYER, POS]), abs=1e-4
         )
         assert "cat→cow" in live.inner_text()
+        # the interval and the corrected test of the cell are in the readout
+        assert float(live.get_attribute("data-ci-low")) == pytest.approx(
+            float(expected.ci_low[LAYER, POS]), abs=1e-4
+        )
+        assert float(live.get_attribute("data-ci-high")) == pytest.approx(
+            float(expected.ci_high[LAYER, POS]), abs=1e-4
+        )
+        assert "95% CI [" in live.inner_text() and "p (max-t)" in live.inner_text()
+        assert (
+            live.get_attribute("data-significant")
+            == str(bool(expected.significant[LAYER, POS])).lower()
+        )
 
         view.get_by_role("button", name="Raw metric").click()
         canvas.hover(position={"x": where["x"] + 1, "y": where["y"]})

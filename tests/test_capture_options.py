@@ -52,6 +52,18 @@ def test_positions_out_of_range_is_a_clear_error(gpt2, ids, bad):
     assert len(acts) == 0
 
 
+def test_position_past_the_sequence_is_refused_before_the_forward(gpt2, ids):
+    ran = []
+    h = gpt2.transformer.h[0].register_forward_pre_hook(lambda m, a: ran.append(1))
+    try:
+        with pytest.raises(CaptureError) as err, capture(gpt2, "resid_post", positions=50):
+            gpt2(ids)
+    finally:
+        h.remove()
+    assert ran == []
+    assert "sequence length 9" in str(err.value) and "-9..8" in str(err.value)
+
+
 @pytest.mark.parametrize("bad", ["a:b", 1.5, [], [1.0], "1:2:3:4", slice(0, 4, -1)])
 def test_malformed_positions_fail_before_running(gpt2, bad):
     with pytest.raises(CaptureError):

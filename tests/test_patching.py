@@ -7,6 +7,10 @@ from interp_magics import owned_hooks, patching
 from interp_magics.patching import PatchingError
 from interp_magics.patching.metrics import MetricError
 
+# The random-weight test models barely tell clean from corrupted prompts; the warning about
+# that is asserted where it is tested.
+pytestmark = pytest.mark.filterwarnings("ignore:the clean-corrupted gap:UserWarning")
+
 B, T = 3, 8
 CORRECT, WRONG = torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10])
 
@@ -239,6 +243,20 @@ def test_attribution_verification(gpt2):
             float(r.raw[cell["layer"], cell["head"]] - r.corrupt_baseline), abs=1e-5
         )
     assert -1 <= v["spearman"] <= 1 and "Spearman" in r.describe()
+    # and as many cells drawn at random from the rest, where attribution saw little
+    rand = v["random"]["cells"]
+    top = {(c["layer"], c["head"]) for c in v["cells"]}
+    assert len(rand) == 5 and not top & {(c["layer"], c["head"]) for c in rand}
+    for cell in rand:
+        ex = float(exact.raw[cell["layer"], cell["head"]] - exact.corrupt_baseline)
+        assert cell["exact"] == pytest.approx(ex, abs=1e-5)
+    signs = [(c["attribution"] > 0) == (c["exact"] > 0) for c in v["cells"]]
+    assert v["sign_agreement"] == pytest.approx(sum(signs) / 5)
+    sizes = [abs(c["attribution"] - c["exact"]) / abs(c["exact"]) for c in v["cells"]]
+    assert v["size_error"] == pytest.approx(sizes)
+    assert r.verification["summary"].startswith(
+        "attribution checked by exact patching; top 5 cells: signs agree on"
+    )
 
 
 def test_gaussian_noise_corruption(gpt2):
@@ -281,35 +299,81 @@ def test_gaussian_noise_corruption(gpt2):
 def test_ablation_equals_reference(gpt2, kind):
     clean, _ = inputs()
     metric = patching.logit_diff(CORRECT, WRONG)
-    r = patching.ablate(gpt2, clean, "attn_out", kind, metric=metric, seed=2, progress=False)
+    r = patching.ablate(
+        gpt2, clean, "attn_out", kind, metric=metric, seed=2, resamples=3, progress=False
+    )
     with torch.no_grad():
         base = ld(gpt2(clean).logits)
     assert r.method == f"{kind}-ablation" and r.corrupt_baseline is None
+    perms = r_perms(B, 2, 3)
     for layer in range(3):
         act = record(gpt2, clean, "attn_out", layer)
-        repl = {
-            "zero": torch.zeros_like(act),
-            "mean": act.mean(0, keepdim=True).expand_as(act),
-        }.get(kind)
-        if kind == "resample":
-            repl = act[r_perm(B, 2)]
-        h = gpt2.transformer.h[layer].attn.register_forward_hook(
-            lambda m, a, o, v=repl: (v, *o[1:])
-        )
-        with torch.no_grad():
-            ref = ld(gpt2(clean).logits)
-        h.remove()
+        repls = {
+            "zero": [torch.zeros_like(act)],
+            "mean": [act.mean(0, keepdim=True).expand_as(act)],
+            "resample": [act[p] for p in perms],
+        }[kind]
+        refs = []
+        for repl in repls:
+            h = gpt2.transformer.h[layer].attn.register_forward_hook(
+                lambda m, a, o, v=repl: (v, *o[1:])
+            )
+            with torch.no_grad():
+                refs.append(ld(gpt2(clean).logits))
+            h.remove()
+        ref = torch.stack(refs).mean(0)  # resampling: each example averaged over the draws
         torch.testing.assert_close(r.per_example[layer], ref, atol=1e-5, rtol=0)
         assert float(r.values[layer]) == pytest.approx(float(ref.mean() - base.mean()), abs=1e-5)
 
 
-def r_perm(b, seed):
-    """The documented resampling: a derangement drawn from ``seed``."""
+def test_ablate_defaults_to_mean_ablation(gpt2):
+    clean, _ = inputs()
+    metric = patching.logit_diff(CORRECT, WRONG)
+    default = patching.ablate(gpt2, clean, "attn_out", metric=metric, progress=False)
+    mean = patching.ablate(gpt2, clean, "attn_out", "mean", metric=metric, progress=False)
+    assert default.method == "mean-ablation"
+    assert torch.equal(default.per_example, mean.per_example)
+
+
+def r_perms(b, seed, draws):
+    """The documented resampling without padding: ``draws`` derangements from one generator."""
     gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(b, generator=gen)
-    while bool((perm == torch.arange(b)).any()):
+    out = []
+    for _ in range(draws):
         perm = torch.randperm(b, generator=gen)
-    return perm
+        while bool((perm == torch.arange(b)).any()):
+            perm = torch.randperm(b, generator=gen)
+        out.append(perm)
+    return out
+
+
+def test_resample_ablation_never_writes_a_pad_into_a_real_token(gpt2):
+    from interp_magics.patching.corruption import resample_donors
+
+    mask = torch.ones(5, T, dtype=torch.bool)
+    mask[0, 5:] = False  # right padding of different lengths
+    mask[3, 3:] = False
+    mask[4, 7:] = False
+    for seed in range(30):
+        donors = resample_donors(mask, torch.Generator().manual_seed(seed))
+        for i in range(5):
+            for p in range(T):
+                if not mask[i, p]:
+                    assert donors[i, p] == i  # a pad keeps its own value
+                    continue
+                others = [j for j in range(5) if j != i and mask[j, p]]
+                assert bool(mask[donors[i, p], p]) and (donors[i, p] != i or not others)
+    # End to end: the pads' token ids cannot reach the result (they used to, through the donors).
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(1, 90, (5, T), generator=g)
+    metric = patching.logit_diff(5, 8)
+    runs = []
+    for pad_id in (0, 77):
+        batch = {"input_ids": torch.where(mask, ids, pad_id), "attention_mask": mask.long()}
+        runs.append(
+            patching.ablate(gpt2, batch, "mlp_out", "resample", metric=metric, progress=False)
+        )
+    torch.testing.assert_close(runs[0].per_example, runs[1].per_example, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -474,7 +538,19 @@ def test_progress_bar_and_dataframe(gpt2, capsys):
     )
     assert "patching" in capsys.readouterr().err
     df = r.to_dataframe()
-    assert list(df.columns) == ["layer", "pos", "token", "value", "raw"] and len(df) == 3 * T
+    assert list(df.columns) == [
+        "layer",
+        "pos",
+        "token",
+        "value",
+        "raw",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_corrected",
+        "significant",
+    ]
+    assert len(df) == 3 * T
     assert df.loc[(df.layer == 2) & (df.pos == 5), "value"].item() == pytest.approx(
         float(r.values[2, 5])
     )
@@ -577,6 +653,22 @@ def test_heatmap_widget_payload_and_fallback(gpt2):
     )
     with pytest.raises(Exception, match="inside 3 x 8"):
         view.selected = [3, 0]
+    # per-cell statistics travel with the values; non-significant cells are hatched in the PNG
+    for trait, column in (
+        ("ci_low", r.ci_low),
+        ("ci_high", r.ci_high),
+        ("p_corrected", r.p_corrected),
+    ):
+        got = np.frombuffer(getattr(view, trait), dtype=np.float32).reshape(3, T)
+        np.testing.assert_allclose(got, column.numpy(), rtol=1e-6)
+    sig = np.frombuffer(view.significant, dtype=np.uint8).reshape(3, T)
+    assert np.array_equal(sig.astype(bool), r.significant.numpy())
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    hatched = view._hatch_not_significant(ax, (3, T))
+    assert hatched == int((~r.significant).sum()) == len([p for p in ax.patches if p.get_hatch()])
+    assert view.meta["notes"][0] == r.stats_note and "sign-flip" in r.stats_note
     data, _ = r._repr_mimebundle_()
     assert {"image/png", "text/html", "text/plain"} <= set(data)
     assert data["image/png"][:4] == b"\x89PNG"
@@ -606,3 +698,274 @@ def test_heatmap_widget_payload_and_fallback(gpt2):
         ab.widget().meta["value_name"].startswith("change in")
         and "change in the metric" in ab.describe()
     )
+
+
+# -- per-cell uncertainty ----------------------------------------------------------------------
+
+
+def _flip_reference(d):
+    """Brute force: every sign pattern, scipy's t-statistic, per-cell and max-|t| p-values."""
+    import itertools
+
+    import numpy as np
+    from scipy import stats
+
+    n = d.shape[1]
+    tested = np.any(d != 0, axis=1)
+    t_obs = np.array(
+        [
+            stats.ttest_1samp(row, 0).statistic if t else 0.0
+            for row, t in zip(d, tested, strict=True)
+        ]
+    )
+    above = np.zeros(len(d))
+    above_max = np.zeros(len(d))
+    patterns = list(itertools.product([-1.0, 1.0], repeat=n))
+    for signs in patterns:
+        flipped = np.array(
+            [
+                abs(stats.ttest_1samp(row * signs, 0).statistic) if t else 0.0
+                for row, t in zip(d, tested, strict=True)
+            ]
+        )
+        above += flipped >= np.abs(t_obs) - 1e-9
+        above_max += flipped.max() >= np.abs(t_obs) - 1e-9
+    p = np.where(tested, above / len(patterns), 1.0)
+    return t_obs, p, np.where(tested, above_max / len(patterns), 1.0)
+
+
+def test_cell_stats_equal_brute_force_sign_flips_and_scipy_intervals():
+    import numpy as np
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    from interp_magics.patching.uncertainty import cell_stats
+
+    rng = np.random.default_rng(0)
+    d = rng.standard_normal((6, 7)) + np.array([0, 0.5, 1.5, -2.0, 0, 0])[:, None]
+    d[4] = 0.0  # a cell the patch did not change
+    s = cell_stats(d, flips=9999)
+    t_ref, p_ref, pmax_ref = _flip_reference(d)
+    assert s.exact and s.flips == 2**7
+    np.testing.assert_allclose(s.t[:4], t_ref[:4], rtol=1e-9)
+    np.testing.assert_allclose(s.p, p_ref, atol=1e-12)
+    np.testing.assert_allclose(s.p_corrected, pmax_ref, atol=1e-12)
+    assert s.p[4] == 1 and not s.tested[4] and s.tested.sum() == 5
+    for c in (0, 1, 2, 3, 5):
+        ci = stats.ttest_1samp(d[c], 0).confidence_interval(0.95)
+        assert (s.low[c], s.high[c]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    holm = cell_stats(d, flips=9999, correction="holm")
+    tested = s.tested
+    np.testing.assert_allclose(
+        holm.p_corrected[tested], multipletests(p_ref[tested], method="holm")[1], atol=1e-12
+    )
+    assert holm.p_corrected[4] == 1
+    none = cell_stats(d, correction="none")
+    np.testing.assert_allclose(none.p_corrected, none.p)
+    # More examples than patterns to enumerate: seeded random flips, near the exact p-values.
+    d14 = rng.standard_normal((3, 14)) + np.array([0.0, 0.4, 0.9])[:, None]
+    mc = cell_stats(d14, flips=4000, seed=1)
+    exact = cell_stats(d14, flips=2**14)
+    assert not mc.exact and exact.exact
+    se = np.sqrt(exact.p * (1 - exact.p) / 4000) + 1 / 4000
+    assert np.all(np.abs(mc.p - exact.p) <= 4 * se)
+    assert np.all(mc.p >= 1 / 4001)
+    again = cell_stats(d14, flips=4000, seed=1)
+    assert np.array_equal(mc.p, again.p)
+
+
+def _separating(model, clean, corrupt):
+    """Answers per example whose logit difference is larger in the clean run than the corrupted."""
+    with torch.no_grad():
+        gap = model(clean).logits[:, -1] - model(corrupt).logits[:, -1]
+    return gap.argmax(-1), gap.argmin(-1)
+
+
+def test_patch_result_intervals_and_tests_against_scipy(gpt2):
+    import numpy as np
+    from scipy import stats
+
+    b = 8
+    g = torch.Generator().manual_seed(4)
+    clean = torch.randint(1, 90, (b, T), generator=g)
+    corrupt = clean.clone()
+    corrupt[:, 3] = (corrupt[:, 3] + 11) % 90 + 1
+    metric = patching.logit_diff(*_separating(gpt2, clean, corrupt))
+    for direction in ("denoising", "noising"):
+        r = patching.activation_patch(
+            gpt2, clean, corrupt, metric, direction=direction, progress=False
+        )
+        base = r.corrupt_per_example if direction == "denoising" else r.clean_per_example
+        span = r.clean_baseline - r.corrupt_baseline
+        offset = float(base.mean()) - r.corrupt_baseline
+        d = (r.per_example - base).double().numpy()
+        for layer, pos in [(0, 3), (1, 3), (2, 5), (2, 7)]:
+            ci = stats.ttest_1samp(d[layer, pos], 0).confidence_interval(0.95)
+            low, high = sorted([(ci.low + offset) / span, (ci.high + offset) / span])
+            assert float(r.ci_low[layer, pos]) == pytest.approx(low, abs=1e-4)
+            assert float(r.ci_high[layer, pos]) == pytest.approx(high, abs=1e-4)
+            assert (
+                r.ci_low[layer, pos] <= r.values[layer, pos] + 1e-5 <= r.ci_high[layer, pos] + 2e-5
+            )
+        _, p_ref, pmax_ref = _flip_reference(
+            d.reshape(-1, b) * (np.abs(d.reshape(-1, b)) > 1e-5 * float(base.abs().max()))
+        )
+        np.testing.assert_allclose(r.p_values.reshape(-1).numpy(), p_ref, atol=1e-6)
+        np.testing.assert_allclose(r.p_corrected.reshape(-1).numpy(), pmax_ref, atol=1e-6)
+        # positions before the corrupted token are exactly the unpatched run: no test, p = 1
+        assert torch.all(r.p_values[:, :3] == 1) and not r.significant[:, :3].any()
+    # Patching the whole stream moves every example's metric the same way: detected.
+    whole = patching.activation_patch(gpt2, clean, corrupt, metric, by="layer", progress=False)
+    assert whole.significant.all() and float(whole.p_corrected.max()) == pytest.approx(2 / 2**b)
+    df = whole.to_dataframe()
+    assert list(df.columns) == [
+        "layer",
+        "value",
+        "raw",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_corrected",
+        "significant",
+    ]
+    assert "significant at alpha 0.05" in whole.describe()
+
+
+def test_ablation_intervals_and_multipletests_corrections(gpt2):
+    import numpy as np
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    g = torch.Generator().manual_seed(6)
+    clean = torch.randint(1, 90, (16, T), generator=g)
+    metric = patching.logit_diff(5, 8)
+    r = patching.ablate(gpt2, clean, "mlp_out", metric=metric, correction="fdr_bh", progress=False)
+    d = (r.per_example - r.clean_per_example).double().numpy()
+    for layer in range(3):
+        ci = stats.ttest_1samp(d[layer], 0).confidence_interval(0.95)
+        assert (float(r.ci_low[layer]), float(r.ci_high[layer])) == pytest.approx(
+            (ci.low, ci.high), abs=1e-5
+        )
+    # 16 examples: 9999 seeded random sign patterns, one added for the observed
+    assert torch.all(r.p_values >= 1 / 10000)
+    expect = multipletests(r.p_values.double().numpy(), method="fdr_bh")[1]
+    np.testing.assert_allclose(r.p_corrected.numpy(), expect, rtol=1e-6)
+    assert torch.equal(r.significant, r.p_corrected < 0.05)
+    with pytest.raises(PatchingError, match="correction must be one of"):
+        patching.ablate(gpt2, clean, "mlp_out", metric=metric, correction="bogus")
+
+
+def test_ledger_records_corrected_tests_for_the_rigor_checker(gpt2):
+    from interp_magics.core import events
+    from interp_magics.rigor.ledger import p_values, read_entry
+
+    seen = []
+    clean, corrupt = inputs()
+    metric = patching.logit_diff(CORRECT, WRONG)
+    unsubscribe = events.subscribe(seen.append)
+    try:
+        patching.activation_patch(gpt2, clean, corrupt, metric, progress=False)
+        patching.activation_patch(gpt2, clean, corrupt, metric, correction="none", progress=False)
+        patching.ablate(gpt2, clean, "attn_out", metric=metric, progress=False)
+    finally:
+        unsubscribe()
+    seen = [r for r in seen if r["kind"] in ("patch", "ablation")]
+    entries = [read_entry(r) for r in seen]
+    # what STA001 counts: one test per cell, corrected unless the user asked for none
+    assert [p_values(e) for e in entries] == [(3 * T, True), (3 * T, False), (3, True)]
+    assert seen[0]["correction"] == "max-t" and seen[1]["correction"] is None
+
+
+def test_small_clean_corrupted_gap_warns_and_large_one_does_not(gpt2):
+    import warnings
+
+    clean, corrupt = inputs()
+    with pytest.warns(UserWarning, match="standard errors from 0"):
+        r = patching.activation_patch(
+            gpt2, clean, corrupt, patching.logit_diff(CORRECT, WRONG), progress=False
+        )
+    assert any("noisy number" in n for n in r.notes)
+    g = torch.Generator().manual_seed(4)
+    clean8 = torch.randint(1, 90, (8, T), generator=g)
+    corrupt8 = clean8.clone()
+    corrupt8[:, 3] = (corrupt8[:, 3] + 11) % 90 + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = patching.activation_patch(
+            gpt2,
+            clean8,
+            corrupt8,
+            patching.logit_diff(*_separating(gpt2, clean8, corrupt8)),
+            progress=False,
+        )
+    assert not any("noisy number" in n for n in ok.notes)
+
+
+def test_noising_summary_lists_the_smallest_cells(gpt2):
+    clean, corrupt = inputs()
+    r = patching.activation_patch(
+        gpt2,
+        clean,
+        corrupt,
+        patching.logit_diff(CORRECT, WRONG),
+        direction="noising",
+        progress=False,
+    )
+    line = next(x for x in r.describe().splitlines() if x.startswith("cells whose patch destroys"))
+    lowest = r.lowest(5)
+    first = lowest.iloc[0]
+    assert f"layer {int(first.layer)}, pos {int(first.pos)}" in line.split(";")[0]
+    assert float(first.value) == pytest.approx(float(r.values.min()))
+
+
+def test_bad_metric_and_noise_inputs_say_what_to_fix(gpt2, minilm):
+    clean, corrupt = inputs()
+    cases = [
+        (
+            dict(corrupt=corrupt, metric=patching.logit_diff([5, 6], [7, 8])),
+            "2 correct answer ids for a batch of 3",
+        ),
+        (dict(corrupt=corrupt, metric=patching.logprob([5, 6])), "2 answer ids for a batch of 3"),
+        (
+            dict(noise=3.0, noise_positions=[50], metric=patching.logit_diff(5, 8)),
+            "noise_positions \\[50\\] are outside the 8",
+        ),
+        (dict(corrupt=corrupt, metric=patching.logit_diff(5, 8), alpha=2.0), "alpha must be"),
+        (dict(corrupt=corrupt, metric=patching.logit_diff(5, 8), flips=10), "flips must be"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises((PatchingError, MetricError), match=message):
+            patching.activation_patch(gpt2, clean, **kwargs, progress=False)
+    model, tok = minilm
+    a = tok(["the cat sat"], return_tensors="pt")
+    b = tok(["the dog sat"], return_tensors="pt")
+    for metric in (patching.kl_to_clean(), patching.logit_diff(5, 8)):
+        with pytest.raises(MetricError, match="no language-model head"):
+            patching.activation_patch(model, a, b, metric, progress=False)
+
+
+def _calibration():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "calibration_patching.py"
+    spec = importlib.util.spec_from_file_location("calibration_patching", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_calibration_of_the_per_cell_tests_and_intervals():
+    cal = _calibration()
+    rows = {r["statistic"]: r for r in cal.null_rows(300, 8, "normal", 999, seed=11)}
+    for name in (
+        "per-cell false-positive rate at alpha 0.05",
+        "per-cell false-positive rate at alpha 0.10",
+        "family-wise error, max-t corrected, alpha 0.05",
+    ):
+        r = rows[name]
+        assert r["observed"] <= r["nominal"] + 3 * r["binomial_se"], r
+    # without a correction, some cell of 24 is "significant" in most null sweeps
+    assert rows["family-wise error, uncorrected, alpha 0.05"]["observed"] > 0.25
+    (cov,) = cal.coverage_rows(400, 12, "normal", seed=12)
+    assert abs(cov["observed"] - 0.95) <= 3 * cov["binomial_se"], cov

@@ -7,9 +7,9 @@ from scipy.stats import binomtest
 
 from interp_magics import probes
 from interp_magics.probes import ProbeError
-from interp_magics.probes.controls import permutations
 from interp_magics.probes.fits import Refit, Ridge, cross_validate
 from interp_magics.probes.inputs import folds as make_folds
+from interp_magics.probes.permute import permutations
 
 
 def encoded(n=200, d=10, seed=0, noise=0.5):
@@ -220,7 +220,7 @@ def test_mutual_information_corroborates():
         (np.zeros((10, 3)), np.arange(10) % 2, {"controls": ("shufled",)}, "unknown controls"),
         (np.zeros((10, 3)), np.arange(10) % 2, {"estimator": "svm"}, "unknown estimator"),
         (np.zeros((10, 3)), np.arange(10) % 2, {"groups": np.arange(5)}, "groups has 5 entries"),
-        (np.zeros((10, 3)), np.arange(10) % 2, {"cv": 1}, "at least 2 folds"),
+        (np.zeros((10, 3)), np.arange(10) % 2, {"cv": 1}, r"number of folds \(at least 2\)"),
         (np.zeros((10, 3)), np.arange(10) % 2, {"n_permutations": -1}, "non-negative"),
         (np.array([["a"] * 3] * 10), np.arange(10) % 2, {}, "numeric"),
         (
@@ -455,3 +455,323 @@ def test_ledger_of_a_layer_sweep_records_the_controls_that_ran(sentences):
     [with_perms] = _emitted_probe_records(sweep(10))
     assert without["controls"] == ["majority"] and without["n_permutations"] == 0
     assert with_perms["controls"] == ["majority", "shuffled"] and with_perms["n_permutations"] == 10
+
+
+# -- permutations that respect the design -------------------------------------------------------
+
+
+def test_permutations_keep_every_test_folds_label_counts():
+    """Permuted fits must see the folds the real fit saw: each test fold keeps its labels."""
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 3, 47)
+    splits = make_folds(codes, 5, 0, None)
+    perms = permutations(codes, 40, 0, None, splits)
+    for _, te in splits:
+        want = np.bincount(codes[te], minlength=3)
+        for p in perms:
+            assert np.array_equal(np.bincount(p[te], minlength=3), want)
+    assert len({tuple(p) for p in perms}) == 40  # and they do permute
+
+
+def test_probe_permutes_within_its_own_test_folds():
+    """probe()'s p-value is the one its folds' within-fold permutations give, refitted by hand.
+
+    Ties in accuracy are broken by the summed held-out margin of the true class.
+    """
+    from sklearn.linear_model import RidgeClassifier
+
+    from interp_magics.probes.inputs import folds as folds_of
+
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((40, 2)), np.arange(40) % 2
+    r = probes.probe(x, y, controls=("shuffled",), n_permutations=99, seed=3, progress=False)
+    splits = folds_of(y, 5, 3, None)
+
+    def score(labels_):
+        correct, margin = 0, 0.0
+        for tr, te in splits:
+            model = RidgeClassifier(alpha=1.0).fit(x[tr], labels_[tr])
+            correct += int((model.predict(x[te]) == labels_[te]).sum())
+            margin += float((model.decision_function(x[te]) * (2 * labels_[te] - 1)).sum())
+        return correct, margin
+
+    observed = score(y)
+    null = [score(p) for p in permutations(y, 99, 3, None, splits)]
+    extreme = sum(
+        c > observed[0] or (c == observed[0] and m >= observed[1] - 1e-6) for c, m in null
+    )
+    assert r.p_value == pytest.approx((1 + extreme) / 100)
+    assert r.permutation["scheme"] == "within test folds"
+    assert any(c == observed[0] for c, _ in null)  # ties did occur, and were broken
+
+
+def test_logistic_fits_do_not_depend_on_batching_and_match_scikit_learn():
+    """Observed and permuted fits: one estimator, one stopping rule, no look at the test fold."""
+    from sklearn.linear_model import LogisticRegression
+
+    from interp_magics.probes.fits import Logistic, _LogisticFold
+
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((60, 4))
+    codes = (x[:, 0] + rng.standard_normal(60) > 0).astype(int)
+    splits = make_folds(codes, 3, 0, None)
+    perms = permutations(codes, 20, 0, None, splits)
+    together = cross_validate(Logistic(1.0), x, codes, 2, splits, perms)
+    one_by_one = Logistic(1.0)
+    one_by_one.batch_elements = 1
+    apart = cross_validate(one_by_one, x, codes, 2, splits, perms)
+    assert np.array_equal(together.null_correct, apart.null_correct)
+    tr, te = splits[0]
+    xt = torch.from_numpy(x)
+    for labels_ in (codes, perms[0], perms[1]):
+        fold = _LogisticFold(xt[tr], xt[te], 1.0, 300, 1e-5, 2)
+        mine = fold(labels_[tr][None], with_scores=True)[1][0, :, 0]
+        ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x[tr], labels_[tr])
+        assert np.allclose(mine, ref.decision_function(x[te]), atol=1e-3)
+
+
+def _type_level(n_groups=30, per=4, signal=1.0, seed=0):
+    """Examples in groups (word types) with one label per group and a group effect in X."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_groups), per)
+    g_label = np.arange(n_groups) % 2
+    rng.shuffle(g_label)
+    centre = rng.standard_normal((n_groups, 3))
+    centre[:, 0] += signal * (2 * g_label - 1)
+    x = centre[groups] + 0.3 * rng.standard_normal((len(groups), 3))
+    return x, g_label[groups], groups
+
+
+def test_type_level_labels_are_permuted_between_whole_groups():
+    x, y, groups = _type_level(signal=1.5)
+    splits = make_folds(y, 5, 0, groups)
+    perms = permutations(y, 30, 0, groups, splits)
+    fold_of = np.zeros(len(y), dtype=int)
+    for i, (_, te) in enumerate(splits):
+        fold_of[te] = i
+    for p in perms:
+        for g in np.unique(groups):  # a label per group still
+            assert len(set(p[groups == g])) == 1
+        for f in range(5):  # and each test fold keeps its groups' labels
+            first = np.unique(groups[fold_of == f], return_index=True)[1]
+            idx = np.nonzero(fold_of == f)[0][first]
+            assert sorted(p[idx]) == sorted(y[idx])
+    assert any(not np.array_equal(p, y) for p in perms)
+    # Within-group shuffles could change nothing (p = 1); between-group ones find the signal.
+    r = probes.probe(x, y, groups=groups, n_permutations=199, progress=False)
+    assert r.accuracy > 0.8 and r.p_value < 0.02
+    assert r.permutation["scheme"] == "between groups"
+
+
+def test_too_few_groups_for_a_permutation_test_is_refused():
+    x, y, groups = _type_level(n_groups=8, per=3)
+    with pytest.raises(ProbeError, match="no valid permutation test.*16 distinct labellings"):
+        probes.probe(x, y, groups=groups, cv=4, n_permutations=99, progress=False)
+    # without the permutation test the probe still runs (and says the binomial test is not run)
+    r = probes.probe(x, y, groups=groups, cv=4, controls=("majority",), progress=False)
+    assert np.isnan(r.binomial_p) and "independent examples" in r.describe()
+
+
+# -- control task -------------------------------------------------------------------------------
+
+
+def test_control_labels_are_reencoded_without_gaps():
+    """A class that no word type drew leaves no gap (a 4-class IndexError, an unpredictable class)."""
+    from interp_magics.probes.controls import control_task_codes
+
+    rng = np.random.default_rng(14)
+    types = rng.integers(0, 20, 300)
+    y = np.where(rng.random(300) < 0.7, 0, rng.integers(1, 4, 300))  # skewed 4 classes
+    emb = rng.standard_normal((20, 32))
+    x = emb[types] + 0.05 * rng.standard_normal((300, 32))
+    gaps = 0
+    for seed in range(20):
+        codes = control_task_codes(types, None, y, seed)
+        assert np.all(np.bincount(codes) > 0)
+        drawn = np.random.default_rng(seed + 2)  # the same draw, not re-encoded
+        freq = np.bincount(y) / len(y)
+        raw = {t: drawn.choice(4, p=freq) for t in np.unique(types)}
+        gaps += len(set(raw.values())) < max(raw.values()) + 1
+        r = probes.probe(x, y, control_task=types, n_permutations=0, seed=seed, progress=False)
+        # the types are memorisable: the control task is learned (types recur across folds)
+        assert r.controls["control task"].accuracy > 0.9
+    assert gaps > 0  # the case that used to fail did occur
+
+
+def test_selectivity_has_an_interval_and_balanced_selectivity():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(15)
+    types = rng.integers(0, 40, 300)
+    emb = rng.standard_normal((40, 8))
+    x = emb[types] + 0.8 * rng.standard_normal((300, 8))
+    y = (types % 4 == 0).astype(int)  # imbalanced: a quarter of the types
+    r = probes.probe(x, y, control_task=types, n_permutations=0, progress=False)
+    c = r.controls["control task"]
+    lo, hi = r.selectivity_ci
+    assert lo < r.selectivity < hi
+    d = (r.predictions == r.labels).astype(float) - c.hits
+    ref = bootstrap((d,), np.mean, method="BCa", random_state=np.random.default_rng(0))
+    assert lo == pytest.approx(ref.confidence_interval.low, abs=0.02)
+    assert hi == pytest.approx(ref.confidence_interval.high, abs=0.02)
+    assert r.balanced_selectivity == pytest.approx(r.balanced_accuracy - c.balanced_accuracy)
+    assert "balanced selectivity" in r.describe() and "selectivity" in set(
+        r.to_dataframe()["measure"]
+    )
+
+
+def test_control_task_is_refused_when_groups_keep_types_apart():
+    x, y, groups = _type_level(n_groups=30, per=4)
+    r = probes.probe(x, y, groups=groups, control_task=groups, n_permutations=0, progress=False)
+    assert "control task" not in r.controls and r.selectivity is None
+    assert any("control task not run" in n and "memorising types" in n for n in r.notes)
+
+
+def test_saturated_and_below_chance_controls_are_flagged():
+    rng = np.random.default_rng(16)
+    types = np.repeat(np.arange(10), 8)
+    x = rng.standard_normal((10, 16))[types] + 0.01 * rng.standard_normal((80, 16))
+    # twins: the same vector with opposite labels, one twin in each test fold
+    twins = np.repeat(rng.standard_normal((40, 60)), 2, axis=0)
+    y = np.tile([0, 1], 40)
+    first, second = np.arange(0, 80, 2), np.arange(1, 80, 2)
+    folds = [(second, first), (first, second)]
+    r = probes.probe(
+        x,
+        y,
+        cv=folds,
+        control_task=types,
+        control_features={"twins": twins},
+        alpha=1e-3,
+        n_permutations=0,
+        progress=False,
+    )
+    assert r.controls["control task"].accuracy == 1.0
+    assert r.controls["twins"].accuracy < 0.1
+    notes = " ".join(r.notes)
+    assert "control task saturated" in notes and "twins scores far below chance" in notes
+
+
+# -- intervals ----------------------------------------------------------------------------------
+
+
+def test_accuracy_interval_is_wilson_and_never_collapses():
+    from statsmodels.stats.proportion import proportion_confint
+
+    x, y = encoded(n=60, noise=0.0)
+    x[:, 0] += 5 * (2 * y - 1)  # perfectly separable
+    r = probes.probe(x, y, n_permutations=0, progress=False)
+    assert r.accuracy == 1.0
+    lo, hi = proportion_confint(60, 60, method="wilson")
+    assert r.accuracy_ci == pytest.approx((lo, hi)) and r.accuracy_ci[0] < 0.96
+    assert r.balanced_ci[0] < 1.0
+    assert "fitted fold models" in r.describe()
+    x2, y2 = encoded(n=150, noise=1.0)
+    r2 = probes.probe(x2, y2, n_permutations=0, progress=False)
+    hits = round(r2.accuracy * 150)
+    assert r2.accuracy_ci == pytest.approx(proportion_confint(hits, 150, method="wilson"))
+
+
+def test_grouped_intervals_resample_groups():
+    """Hits that are equal within groups carry one group's worth of information each."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from interp_magics.probes.controls import accuracy_ci
+
+    groups = np.repeat(np.arange(20), 10)
+    hits = np.repeat(np.r_[np.ones(14), np.zeros(6)], 10)
+    lo, hi = accuracy_ci(hits, 0, groups)
+    # perfectly clustered: the effective size is the 20 groups (within the G/(G-1) factor), and
+    # the quantile Student's t on 19 degrees of freedom
+    from scipy.stats import t
+
+    z, n, p = t.ppf(0.975, 19), 20 * 19 / 20, 0.7
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), abs=1e-9)
+    assert lo < proportion_confint(14, 20, method="wilson")[0]  # wider than 20 independent
+    flat = accuracy_ci(hits, 0)
+    assert flat[1] - flat[0] < (hi - lo) / 2
+
+
+# -- balanced accuracy, cv, clear errors --------------------------------------------------------
+
+
+def test_every_control_reports_balanced_accuracy():
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((200, 5))
+    y = (rng.random(200) < 0.1).astype(int)
+    y[:10] = 1
+    r = probes.probe(x, y, n_permutations=50, control_features={"other": x[::-1]}, progress=False)
+    for c in r.controls.values():
+        ref = np.mean([c.hits[r.labels == k].mean() for k in (0, 1)])
+        assert c.balanced_accuracy == pytest.approx(ref)
+        assert c.accuracy > 0.8 and c.balanced_accuracy < 0.65
+    assert {"random features (balanced)", "other (balanced)"} <= set(r.to_dataframe()["measure"])
+    assert 0.4 < r.permutation["null_balanced_mean"] < 0.6
+    assert "balanced" in r.describe().split("shuffled labels")[1]
+
+
+def test_cv_takes_splitters_and_explicit_folds():
+    from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
+
+    x, y = encoded(n=90, noise=0.5)
+    by_int = probes.probe(x, y, n_permutations=20, cv=3, seed=2, progress=False)
+    splitter = StratifiedKFold(3, shuffle=True, random_state=2)
+    by_splitter = probes.probe(x, y, n_permutations=20, cv=splitter, seed=2, progress=False)
+    assert np.array_equal(by_int.predictions, by_splitter.predictions)
+    assert by_int.p_value == by_splitter.p_value
+    explicit = list(KFold(4).split(x))
+    r = probes.probe(x, y, n_permutations=20, cv=explicit, progress=False)
+    ref = np.zeros_like(y)
+    from sklearn.linear_model import RidgeClassifier
+
+    for tr, te in explicit:
+        ref[te] = RidgeClassifier(alpha=1.0).fit(x[tr], y[tr]).predict(x[te])
+    assert np.array_equal(r.predictions, ref) and r.cv == 4
+    with pytest.raises(ProbeError, match="exactly once"):
+        probes.probe(x, y, cv=ShuffleSplit(3, random_state=0), progress=False)
+    with pytest.raises(ProbeError, match="tests examples it also trains on"):
+        probes.probe(x, y, cv=[(np.arange(90), np.arange(45))], progress=False)
+
+
+@pytest.mark.parametrize(
+    ("y", "match"),
+    [
+        ([0, 1, None, 1, 0, 1, 0, 1, 0, 1] * 2, "missing labels.*index 2"),
+        (np.r_[np.arange(19) % 2, np.nan].astype(float), "missing labels.*index 19"),
+    ],
+)
+def test_missing_labels_are_a_clear_error(y, match):
+    with pytest.raises(ProbeError, match=match):
+        probes.probe(np.random.default_rng(0).standard_normal((20, 3)), y, progress=False)
+
+
+def test_constant_features_are_refused():
+    """The <bos> position is the same vector everywhere: nothing to decode (was p = 0.001)."""
+    x = np.tile(np.random.default_rng(0).standard_normal(8), (40, 1))
+    with pytest.raises(ProbeError, match="same vector in every example"):
+        probes.probe(x, np.arange(40) % 2, progress=False)
+
+
+def test_a_cache_passed_to_probe_says_how_to_get_an_array(sentences):
+    _, _, acts, labels = sentences
+    with pytest.raises(ProbeError, match=r"ActivationCache.*\[:, -1\].*probe_layers"):
+        probes.probe(acts, labels, progress=False)
+
+
+def test_control_features_reach_every_layer(sentences):
+    _, _, acts, labels = sentences
+    other = np.random.default_rng(0).standard_normal((24, 5))
+    r = probes.probe_layers(
+        acts,
+        labels,
+        position="mean",
+        n_permutations=0,
+        cv=4,
+        controls=("majority",),
+        control_features={"bag of words": other},
+        progress=False,
+    )
+    accs = [rep.controls["bag of words"].accuracy for rep in r.reports]
+    assert len(accs) == 6 and len(set(accs)) == 1  # the same features, compared with every layer

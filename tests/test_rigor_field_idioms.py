@@ -351,3 +351,9 @@ def test_the_best_layer_by_cross_validated_score_is_selection_biased():
     assert [f.rule for f in found] == ["STA005"] and "nested" in found[0].message
     every = "scores = [cross_val_score(LogisticRegression(), acts[l], y).mean() for l in range(12)]"
     assert not rules(SEED, ("code", every), select=["STA005"])
+
+
+def test_a_claim_about_all_inputs_on_its_own_line_is_read():
+    picked = ("code", "prompts = ['When Mary and John', 'The cat sat on']")
+    text = "Head 1.2 explains the model's predictions,\nas the examples show, and this holds for all inputs."
+    assert "EXM001" in rules(picked, ("md", text), select=["EXM001"])

@@ -3,6 +3,9 @@
 ``with capture(model, ["transformer.h.*.mlp"]) as acts: model(**batch)`` hooks only the
 matched modules, stores detached copies of what they produce, and removes every hook it added
 when the block ends, whether it ends normally, by an exception, or by a KeyboardInterrupt.
+
+The module is past 400 lines because hooking, storing and the memory guard share one lock and
+one set of counters (bytes stored, tensors seen, the projection made at the first call).
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from .adapters import Target
 from .cache import ActivationCache, EntryInfo
 from .errors import CaptureError, NothingCapturedWarning
 from .hooks import HookSet
-from .memory import budget_error, default_budget
+from .memory import (
+    available_bytes,
+    budget_error,
+    default_budget,
+    eager_attention_bytes,
+    model_dims,
+    site_bytes,
+)
 from .options import (
     Positions,
     parse_device,
@@ -55,7 +65,10 @@ class Capture:
         positions: keep only these sequence positions (dim 1; query positions for
             ``pattern``), selected before any copy: an int, a slice, a list, or ``"0:10"``.
         max_bytes: refuse (before allocating) a capture estimated to exceed this many bytes
-            (int or ``"2GiB"``); default half of the free memory of ``device``.
+            (int or ``"2GiB"``); default half of the free memory of ``device``. Canonical
+            sites are projected from their shapes when the model is called, before its
+            forward pass runs; the estimate includes the working memory of the 'eager'
+            attention kernel when capturing ``pattern`` switches the model to it.
         inputs: also store each glob-matched module's input, under ``name:input``.
         grad: also store the gradient of each captured tensor under ``name:grad``; call
             ``.backward()`` inside the block.
@@ -88,6 +101,7 @@ class Capture:
         budget = parse_bytes(max_bytes)
         self.targets, self.adapter = resolve_targets(model, modules, select=select, inputs=inputs)
         self.model = model
+        self._dims = model_dims(model)
         self.patterns = [modules] if isinstance(modules, str) else list(modules)
         self.grad = bool(grad)
         self._budget_arg = budget
@@ -110,6 +124,7 @@ class Capture:
             note = self._attn_context.__enter__()
             if note:
                 self.cache.notes.append(note)
+                self._eager_switched = True
             self._install()
         except BaseException:
             self._teardown(*sys.exc_info())
@@ -143,6 +158,9 @@ class Capture:
         self._cuda_sources: set[torch.device] = set()
         self._budget: int | None = self._budget_arg
         self._budget_reason = f"max_bytes={format_bytes(self._budget_arg or 0)}"
+        self._projection: dict[str, int] = {}  # bytes per target key, from the first call
+        self._seq_len: int | None = None
+        self._eager_switched = False
 
     def _attention_context(self) -> Any:
         wants_pattern = any(t.site == "pattern" for t in self.targets)
@@ -240,6 +258,72 @@ class Capture:
             self.cache.attention_mask = mask.detach().to("cpu", copy=True)
         if isinstance(ids, torch.Tensor):
             self.cache.input_ids = ids.detach().to("cpu", copy=True)
+        shaped = [t for t in (ids, mask, bound.get("inputs_embeds")) if isinstance(t, torch.Tensor)]
+        if shaped and shaped[0].ndim >= 2:
+            self._project(int(shaped[0].shape[0]), int(shaped[0].shape[1]))
+
+    # -- the memory guard -------------------------------------------------------------------
+    def _project(self, batch: int, seq: int) -> None:
+        """Project every canonical site from its shape and refuse before the forward runs."""
+        self._seq_len = seq
+        if not any(t.site is not None for t in self.targets):
+            return
+        kept = len(resolve_positions(self.positions, seq)) if self.positions is not None else seq
+        model_dtype = _model_dtype(self.model)
+        itemsize = (self.dtype or model_dtype).itemsize
+        for target in self.targets:
+            size = site_bytes(
+                target.site, batch=batch, seq=seq, kept=kept, dims=self._dims, itemsize=itemsize
+            )
+            if size is not None:
+                self._projection[target.key] = size
+        eager = 0
+        if self._eager_switched and self._dims.n_heads:
+            eager = eager_attention_bytes(
+                batch=batch, seq=seq, heads=self._dims.n_heads, itemsize=model_dtype.itemsize
+            )
+        if self._budget is None:
+            self._budget, self._budget_reason = default_budget(self.device)
+        model_device = _model_device(self.model)
+        if eager and model_device is not None and not _same_memory(model_device, self.device):
+            # The kernel's scores live beside the model, not where the capture stores tensors.
+            free = available_bytes(model_device)
+            if eager > free:
+                raise self._refusal(
+                    eager, free, f"free memory on {model_device}", eager, batch, seq, model_dtype
+                )
+            eager = 0
+        stored = sum(self._projection.values()) * (2 if self.grad else 1)
+        if stored + eager > self._budget:
+            raise self._refusal(
+                stored + eager, self._budget, self._budget_reason, eager, batch, seq, model_dtype
+            )
+
+    def _refusal(
+        self,
+        estimate: int,
+        budget: int,
+        reason: str,
+        eager: int,
+        batch: int,
+        seq: int,
+        dtype: torch.dtype,
+    ) -> BaseException:
+        heads = self._dims.n_heads or 0
+        return budget_error(
+            estimate=estimate,
+            budget=budget,
+            budget_reason=reason,
+            allocated=self._allocated,
+            n_tensors=len(self.targets) * (2 if self.grad else 1),
+            keys=[t.key for t in self.targets],
+            seq_len=seq,
+            dtype=self.dtype or dtype,
+            positions_given=self.positions is not None,
+            eager_bytes=eager,
+            eager_shape=f"batch {batch} x {heads} heads x {seq} x {seq} tokens",
+            before_run=True,
+        )
 
     def _output_hook(self, group: list[Target]) -> Any:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -345,15 +429,20 @@ class Capture:
             largest = max(self._group_bytes.values())
             pending = [t for t in self.targets if t.key not in self._fired and t.key != target.key]
             per_grad = 2 if self.grad else 1
-            estimate += sum(self._group_bytes.get(t.group, largest) for t in pending) * per_grad
+            # Each kind from its own size: seen, else projected from its shape, else the
+            # largest seen (a glob over modules of unknown shape).
+            estimate += (
+                sum(
+                    self._group_bytes.get(t.group, self._projection.get(t.key, largest))
+                    for t in pending
+                )
+                * per_grad
+            )
             if self.grad:
                 estimate += nbytes
         if estimate > self._budget:
-            seq_len = (
-                int(tensor.shape[seq_dim if seq_dim is not None else 1])
-                if tensor.ndim >= 2
-                else None
-            )
+            dim = seq_dim if seq_dim is not None else (target.seq_dim or 1)
+            seq_len = self._seq_len or (int(tensor.shape[dim]) if tensor.ndim > dim else None)
             raise budget_error(
                 estimate=estimate,
                 budget=self._budget,
@@ -365,6 +454,33 @@ class Capture:
                 dtype=self.dtype or tensor.dtype,
                 positions_given=self.positions is not None,
             )
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """Return the dtype of ``model``'s first floating parameter (float32 if it has none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    """Return the device of ``model``'s first parameter, or None for a parameterless model."""
+    for p in model.parameters():
+        return p.device
+    return None
+
+
+def _same_memory(a: torch.device, b: torch.device) -> bool:
+    """Return True when tensors on ``a`` and ``b`` draw on the same memory."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+    current = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    return (a.index if a.index is not None else current) == (
+        b.index if b.index is not None else current
+    )
 
 
 def _materialize(

@@ -113,6 +113,9 @@ class PatchRecord(Record):
     cells: int
     verified: int = 0
     normalised: bool = True
+    p_values: int = 0  # per-cell tests of no effect, one per cell
+    corrected: bool = False
+    correction: str | None = None  # "max-t" or a multipletests method
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ class AblationRecord(Record):
     by: list[str]
     metric: str
     cells: int
+    p_values: int = 0  # per-cell tests of no effect, one per cell
+    corrected: bool = False
+    correction: str | None = None  # "max-t" or a multipletests method
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,15 @@ clean behaviour, so that component is *sufficient* to carry the information.
 ``direction="noising"`` runs the clean input and patches in corrupted activations: a cell near 0
 destroys the behaviour, so the component is *necessary*. ``method="attribution"`` gives the
 first-order approximation of the whole sweep from two forwards and one backward;
-``verify_top=k`` checks its k largest cells by exact patching.
+``verify_top=k`` checks its k largest cells, and k random ones, by exact patching.
 
-:func:`ablate` replaces activations by zeros, their batch mean or another example's values
-(resampling) and reports the change in the metric: a necessity test without a counterfactual.
+:func:`ablate` replaces activations by their batch mean (the default), another example's values
+(resampling, over real tokens, averaged over several derangements) or zeros, and reports the
+change in the metric: a necessity test without a counterfactual.
+
+Every cell of either comes with a t-interval over examples and a sign-flip test of no change,
+corrected across the sweep (max-|t| by default), in the result, its DataFrame, the heatmap and
+the ledger.
 
 Both return a :class:`PatchResult`. Metrics live in :mod:`interp_magics.patching.metrics`
 (``logit_diff``, ``logprob``, ``kl_to_clean``, or any function of the logits).
@@ -25,7 +30,9 @@ The package, one job a module:
 - :mod:`.attribution`: the gradient approximation and its ``verify_top`` check;
 - :mod:`.runner`: running a model from a given layer with activations patched in;
 - :mod:`.metrics`: what a patched run is scored by;
-- :mod:`.result`: :class:`PatchResult` and its axis labels.
+- :mod:`.result`: :class:`PatchResult` and its axis labels;
+- :mod:`.uncertainty`: per-cell t-intervals and sign-flip tests, corrected across the sweep;
+- :mod:`.significance`: those statistics as result fields, and the small-gap warning.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Each checks every input first (:mod:`.inputs`), then runs the unpatched referenc
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,12 +17,13 @@ from torch import nn
 from ..core import events
 from ..core.records import AblationRecord, PatchRecord
 from .attribution import attribution_sweep, verification_summary, verify_top_cells
-from .corruption import ablation_source, corruption_hooks
+from .corruption import ablation_sources, corruption_hooks
 from .exact import exact_sweep
 from .inputs import (
     PatchingError,
     ablation_metric,
     as_batch,
+    check_noise_positions,
     checked_sweep,
     model_tokenizer,
     paired_batches,
@@ -30,7 +32,9 @@ from .inputs import (
 )
 from .result import PatchResult, axis_labels
 from .runner import Hook
+from .significance import cell_fields, small_gap, stat_options, tests_for_ledger
 from .sweep import BATCH_TOKENS, Run, Sweep, reference_run
+from .uncertainty import MAX_T, StatOptions
 
 
 def activation_patch(
@@ -51,6 +55,9 @@ def activation_patch(
     tokenizer: Any = None,
     batch_tokens: int = BATCH_TOKENS,
     progress: bool = True,
+    alpha: float = 0.05,
+    correction: str = MAX_T,
+    flips: int = 9999,
 ) -> PatchResult:
     """Return the effect on ``metric`` of patching ``site`` cell by cell between two runs.
 
@@ -74,18 +81,29 @@ def activation_patch(
             standard deviation (3 is the usual choice); ``noise_positions`` limits it to those
             token positions (default: every real token). ``seed`` fixes the noise.
         verify_top: with ``method="attribution"``, exactly patch the k cells of largest
-            magnitude and report how well the approximation ranked them.
+            magnitude and k cells drawn at random (``seed``), and report attribution's sign and
+            size errors on both.
         tokenizer: for token labels on the position axis (default: ``model.tokenizer`` when
             the model carries one, as TransformerLens models and ``toy.load()`` do).
         batch_tokens: how many tokens one stacked forward may hold (memory knob).
         progress: show a progress bar with ETA.
+        alpha: the level of the per-cell intervals (``1 - alpha``) and of ``significant``.
+        correction: how the per-cell tests are corrected across the sweep: ``"max-t"`` (the
+            maximum |t| over cells under the same sign flips), ``"none"``, or a
+            ``statsmodels.stats.multitest.multipletests`` method (``"holm"``, ``"fdr_bh"``...).
+        flips: random sign patterns per test when ``2**batch`` exceeds it (else all, exact).
 
     Values are normalised so the corrupted run scores 0 and the clean run 1 (batch means first,
-    then rescaled); raw and per-example values are kept too.
+    then rescaled); raw and per-example values are kept too. Every cell also gets a t-interval
+    over examples and a sign-flip test of "no change from the unpatched run", corrected across
+    the sweep (see :mod:`.uncertainty`). A warning says when the clean-corrupted gap is small
+    against its standard error, since normalised values then divide by noise.
     """
+    options = stat_options(alpha, correction, flips, seed)
     metric_obj = patch_metric(metric, method, direction, verify_top)
     site, axes = sweep_axes(site, by)
     clean_b, corrupt_b = paired_batches(clean, corrupt, noise)
+    check_noise_positions(noise_positions, int(clean_b["input_ids"].shape[1]))
     sweep = checked_sweep(model, metric_obj, clean_b, site, axes, layers, batch_tokens, progress)
     clean_b, corrupt_b = sweep.on_device(clean_b), sweep.on_device(corrupt_b)
     hooks, corruption = corruption_hooks(sweep.runner, clean_b, noise, noise_positions, seed)
@@ -93,7 +111,7 @@ def activation_patch(
     clean_run = reference_run(sweep, clean_b, keep_logprobs=metric_obj.needs_clean_distribution())
     corrupt_run = reference_run(sweep, corrupt_b, hooks=hooks)
     per_example, verification = _patched(
-        sweep, (clean_run, corrupt_run), hooks, method, direction, verify_top
+        sweep, (clean_run, corrupt_run), hooks, method, direction, (verify_top, seed)
     )
     other = corrupt_b if corrupt is not None else None
     labels = axis_labels(sweep, clean_b, other, model_tokenizer(model, tokenizer))
@@ -107,6 +125,7 @@ def activation_patch(
         direction=direction,
         corruption=corruption,
         verify_top=verify_top,
+        options=options,
     )
 
 
@@ -116,14 +135,15 @@ def _patched(
     noise_hooks: list[Hook],
     method: str,
     direction: str,
-    verify_top: int,
+    verify: tuple[int, int],
 ) -> tuple[torch.Tensor, dict[str, Any] | None]:
     """Return the per-example metric of every patched cell and, with ``verify_top``, its check.
 
     ``runs`` are the clean and corrupted reference runs. Denoising runs the corrupted input (with
     its noise) and patches clean activations in; noising runs the clean input and patches
-    corrupted activations in.
+    corrupted activations in. ``verify`` is ``(verify_top, seed)``.
     """
+    verify_top, seed = verify
     clean_run, corrupt_run = runs
     denoising = direction == "denoising"
     base, source = (corrupt_run, clean_run) if denoising else (clean_run, corrupt_run)
@@ -133,7 +153,7 @@ def _patched(
     per_example = base.values + contrib
     if not verify_top:
         return per_example, None
-    return per_example, verify_top_cells(sweep, base, source.site, per_example, verify_top)
+    return per_example, verify_top_cells(sweep, base, source.site, per_example, verify_top, seed)
 
 
 def _patch_result(
@@ -147,6 +167,7 @@ def _patch_result(
     direction: str,
     corruption: str,
     verify_top: int,
+    options: StatOptions,
 ) -> PatchResult:
     """Return the result of a patching sweep, normalised, and record the sweep in the ledger.
 
@@ -165,8 +186,19 @@ def _patch_result(
             "clean and corrupted baselines are equal, so values are raw differences from the "
             "corrupted run"
         )
+    elif gap := small_gap(clean_run.values - corrupt_run.values):
+        notes.append(gap)
+        warnings.warn(gap, UserWarning, stacklevel=3)
     if verification is not None:
         verification["summary"] = verification_summary(verification, span if normalised else 1.0)
+    base = corrupt_run if direction == "denoising" else clean_run
+    stats = cell_fields(
+        per_example,
+        base.values,
+        offset=float(base.values.mean()) - corrupt_mean,
+        factor=1 / span if normalised else 1.0,
+        options=options,
+    )
     site, axes, metric = sweep.site, sweep.axes, sweep.metric
     result = PatchResult(
         values=values,
@@ -186,6 +218,7 @@ def _patch_result(
         normalised=normalised,
         verification=verification,
         notes=notes,
+        **stats,
     )
     events.emit(
         PatchRecord(
@@ -198,6 +231,7 @@ def _patch_result(
             cells=int(values.numel()),
             verified=int(verify_top),
             normalised=normalised,
+            **tests_for_ledger(result),
         )
     )
     return result
@@ -207,23 +241,34 @@ def ablate(
     model: nn.Module,
     inputs: Any,
     sites: str = "attn_out",
-    kind: str = "zero",
+    kind: str = "mean",
     *,
     metric: Any = None,
     by: Sequence[str] | str = ("layer",),
     layers: Sequence[int] | None = None,
     seed: int = 0,
+    resamples: int = 5,
     tokenizer: Any = None,
     batch_tokens: int = BATCH_TOKENS,
     progress: bool = True,
+    alpha: float = 0.05,
+    correction: str = MAX_T,
+    flips: int = 9999,
 ) -> PatchResult:
     """Return the change in ``metric`` when each cell of ``sites`` is ablated.
 
-    ``kind``: ``"zero"`` (replace by zeros), ``"mean"`` (by the batch mean at each position,
-    over real tokens), or ``"resample"`` (by the activation of another example of the batch,
-    a fixed derangement from ``seed``). Values are ``metric(ablated) - metric(clean)``: negative
-    where the component is necessary for what the metric measures.
+    ``kind``: ``"mean"`` (the default: replace by the batch mean at each position, over real
+    tokens), ``"resample"`` (by another example's activation: at each position only examples
+    with a real token there give their values, and each example's metric is averaged over
+    ``resamples`` derangements drawn from ``seed``) or ``"zero"`` (by zeros, which puts the model
+    off its distribution: rule CAU003 flags it as the only intervention). Values are
+    ``metric(ablated) - metric(clean)``: negative where the component is necessary for what the
+    metric measures. Each cell gets a t-interval over examples and a sign-flip test of no
+    change, corrected across the sweep by ``correction`` (as in :func:`activation_patch`).
     """
+    options = stat_options(alpha, correction, flips, seed)
+    if kind == "resample" and (isinstance(resamples, bool) or int(resamples) < 1):
+        raise PatchingError(f"resamples must be a positive number of derangements, got {resamples}")
     metric_obj = ablation_metric(metric, kind)
     site, axes = sweep_axes(sites, by)
     batch = as_batch(inputs, "inputs")
@@ -234,10 +279,15 @@ def ablate(
     sweep = checked_sweep(model, metric_obj, batch, site, axes, layers, batch_tokens, progress)
     batch = sweep.on_device(batch)
     run = reference_run(sweep, batch, keep_logprobs=metric_obj.needs_clean_distribution())
-    source = ablation_source(run, kind, seed)
-    per_example = exact_sweep(sweep, run, source, desc=f"{kind} ablation")
+    sources = ablation_sources(run, kind, seed, int(resamples) if kind == "resample" else 1)
+    per_example = torch.stack(
+        [exact_sweep(sweep, run, source, desc=f"{kind} ablation") for source in sources]
+    ).mean(0)
     raw = per_example.mean(-1)
     clean_mean = float(run.values.mean())
+    what = f"{kind} ablation"
+    if kind == "resample":
+        what += f" ({len(sources)} derangements over real tokens, seed {seed})"
     result = PatchResult(
         values=raw - clean_mean,
         raw=raw,
@@ -248,12 +298,13 @@ def ablate(
         site=site,
         method=f"{kind}-ablation",
         direction=None,
-        corruption=f"{kind} ablation" + (f" (seed {seed})" if kind == "resample" else ""),
+        corruption=what,
         clean_baseline=clean_mean,
         corrupt_baseline=None,
         clean_per_example=run.values,
         corrupt_per_example=None,
         normalised=False,
+        **cell_fields(per_example, run.values, offset=0.0, factor=1.0, options=options),
     )
     events.emit(
         AblationRecord(
@@ -262,6 +313,7 @@ def ablate(
             by=list(axes),
             metric=metric_obj.name,
             cells=int(result.values.numel()),
+            **tests_for_ledger(result),
         )
     )
     return result

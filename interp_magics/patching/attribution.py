@@ -2,13 +2,14 @@
 
 Patching a cell changes the metric by about ``(source - base) . d metric / d activation``: one
 forward and one backward of the base run give every cell at once (the reference runs are the
-other forward). :func:`verify_top_cells` patches the largest cells exactly and reports how well
-the approximation ranked them, because the first-order estimate can be far off where the
-metric saturates.
+other forward). :func:`verify_top_cells` patches the largest cells, and as many cells drawn at
+random, exactly and reports the approximation's sign and size errors on both, because the
+first-order estimate can be far off where the metric saturates, and can miss cells entirely.
 """
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import torch
@@ -105,44 +106,80 @@ def verify_top_cells(
     source: dict[int, torch.Tensor],
     approx: torch.Tensor,
     k: int,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Return exact values of the ``k`` largest attribution cells and how well they agree.
+    """Return exact values of attribution's ``k`` largest cells and of ``k`` random others.
 
-    ``approx`` holds the attribution's per-example metrics; the summary line is added by
-    :func:`verification_summary` once the result's scale is known.
+    ``approx`` holds the attribution's per-example metrics. The random cells (drawn with
+    ``seed`` from the cells outside the top) show the errors where attribution saw little, which
+    the top cells cannot. The summary line is added by :func:`verification_summary` once the
+    result's scale is known.
     """
-    from scipy.stats import spearmanr
-
     effect = approx.mean(-1) - base.values.mean()
     flat = effect.reshape(-1)
     k = min(k, flat.numel())
-    cells = _top_cells(sweep, effect, k)
+    top = torch.topk(flat.abs(), k).indices
+    rest = torch.ones(flat.numel(), dtype=torch.bool)
+    rest[top] = False
+    pool = rest.nonzero().reshape(-1)
+    gen = torch.Generator().manual_seed(seed)
+    sample = pool[torch.randperm(len(pool), generator=gen)[: min(k, len(pool))]]
+    top_cells, random_cells = _cells_at(sweep, effect, top), _cells_at(sweep, effect, sample)
     exact = exact_sweep(
-        sweep, base, source, only={(c[0], c[1], c[2]) for c in cells}, desc="verifying"
+        sweep,
+        base,
+        source,
+        only={(c[0], c[1], c[2]) for c in top_cells + random_cells},
+        desc="verifying",
     )
     exact_effect = (exact.mean(-1) - base.values.mean()).reshape(-1)
-    a = flat[[c[3] for c in cells]]
-    e = exact_effect[[c[3] for c in cells]]
-    rho = float(spearmanr(a.numpy(), e.numpy()).statistic) if k > 2 else float("nan")
+    top_check = _agreement(top_cells, flat, exact_effect)
+    return {
+        **top_check,
+        "k": k,
+        "random": _agreement(random_cells, flat, exact_effect),
+    }
+
+
+def _agreement(
+    cells: list[tuple[int, int | None, int | None, int]],
+    approx: torch.Tensor,
+    exact: torch.Tensor,
+) -> dict[str, Any]:
+    """Return attribution against exact patching on ``cells``: signs, sizes, ranks, errors.
+
+    ``size_error`` is each cell's ``|attribution - exact| / |exact|`` over cells whose exact
+    effect is not 0 (a relative error); ``max_abs_error`` is in the metric's units.
+    """
+    from scipy.stats import spearmanr
+
+    idx = [c[3] for c in cells]
+    a, e = approx[idx], exact[idx]
+    scale = float(e.abs().max()) if len(idx) else 0.0
+    moved = e.abs() > 1e-6 * max(scale, 1e-12)
+    rel = ((a - e).abs() / e.abs())[moved]
+    # a rank correlation needs values that vary: undefined (NaN, no warning) otherwise
+    varies = len(idx) > 2 and bool(a.unique().numel() > 1 and e.unique().numel() > 1)
+    rho = float(spearmanr(a.numpy(), e.numpy()).statistic) if varies else float("nan")
+    same = (torch.sign(a) == torch.sign(e)) | (~moved & (a.abs() <= 1e-6 * max(scale, 1e-12)))
     return {
         "cells": [
             {"layer": c[0], "head": c[1], "pos": c[2], "attribution": float(x), "exact": float(y)}
             for c, x, y in zip(cells, a.tolist(), e.tolist(), strict=True)
         ],
         "spearman": rho,
-        "sign_agreement": float(((a > 0) == (e > 0)).float().mean()),
-        "max_abs_error": float((a - e).abs().max()),
-        "k": k,
+        "sign_agreement": float(same.float().mean()) if len(idx) else float("nan"),
+        "size_error": [float(x) for x in rel.tolist()],
+        "max_abs_error": float((a - e).abs().max()) if len(idx) else 0.0,
     }
 
 
-def _top_cells(
-    sweep: Sweep, effect: torch.Tensor, k: int
+def _cells_at(
+    sweep: Sweep, effect: torch.Tensor, flat: torch.Tensor
 ) -> list[tuple[int, int | None, int | None, int]]:
-    """Return ``(layer, head, pos, flat index)`` of the ``k`` cells of largest ``|effect|``."""
-    top = torch.topk(effect.reshape(-1).abs(), k).indices
+    """Return ``(layer, head, pos, flat index)`` of the cells at flat indices ``flat``."""
     cells = []
-    for i in top.tolist():
+    for i in flat.tolist():
         idx = list(torch.unravel_index(torch.tensor(i), effect.shape))
         layer = sweep.layers[int(idx[0])]
         rest = [int(x) for x in idx[1:]]
@@ -153,9 +190,30 @@ def _top_cells(
 
 
 def verification_summary(v: dict[str, Any], span: float) -> str:
-    """Return one line saying how well attribution ranked its top cells (errors / ``span``)."""
+    """Return one line on attribution's errors: signs and sizes first, then ranks.
+
+    Errors are divided by ``span`` (the clean-corrupted gap of a normalised result).
+    """
+
+    def part(check: dict[str, Any], what: str) -> str:
+        if not check["cells"]:
+            return f"{what}: none"
+        sizes = check["size_error"]
+        median = statistics.median(sizes) if sizes else 0.0
+        size = (
+            f"sizes off by {min(sizes):.0%}-{max(sizes):.0%} (median {median:.0%})"
+            if sizes
+            else "no exact effect to compare sizes with"
+        )
+        return (
+            f"{what}: signs agree on {check['sign_agreement']:.0%}, {size}, largest error "
+            f"{check['max_abs_error'] / abs(span):.3f}"
+        )
+
+    random = v["random"]
+    top_part = part(v, f"top {v['k']} cells")
+    random_part = part(random, f"{len(random['cells'])} random cells")
     return (
-        f"attribution checked on its top {v['k']} cells by exact patching: Spearman rank "
-        f"correlation {v['spearman']:.2f}, sign agreement {v['sign_agreement']:.0%}, largest error "
-        f"{v['max_abs_error'] / abs(span):.3f} (normalised)"
+        f"attribution checked by exact patching; {top_part}; {random_part}; Spearman rank "
+        f"correlation on the top cells {v['spearman']:.2f}"
     )

@@ -1,8 +1,8 @@
 """Corruptions without a counterfactual prompt: embedding noise, and the values ablation puts in.
 
 :func:`corruption_hooks` makes the corrupted run of a patching sweep from the clean input with
-Gaussian noise on the token embeddings; :func:`ablation_source` gives the values a zero, mean or
-resample ablation writes over each layer's activations.
+Gaussian noise on the token embeddings; :func:`ablation_sources` gives the values a zero, mean or
+resample ablation writes over each layer's activations (one set per resampling draw).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _noise_hook(
     if positions is None:
         where = mask
     else:
-        where[:, list(positions)] = True
+        where[:, [int(p) for p in positions]] = True
         where &= mask
     state: dict[str, torch.Tensor] = {}
 
@@ -54,19 +54,54 @@ def _noise_hook(
     return hook
 
 
-def ablation_source(run: Run, kind: str, seed: int) -> dict[int, torch.Tensor]:
-    """Return, per layer, the values a ``kind`` ablation writes over the activations of ``run``.
+def ablation_sources(
+    run: Run, kind: str, seed: int, draws: int = 1
+) -> list[dict[int, torch.Tensor]]:
+    """Return, per draw and layer, the values a ``kind`` ablation writes over ``run``'s activations.
 
-    ``"zero"``: zeros; ``"mean"``: the batch mean at each position over real tokens;
-    ``"resample"``: another example's activations, by a derangement fixed by ``seed``.
+    ``"zero"``: zeros; ``"mean"``: the batch mean at each position over real tokens (one draw);
+    ``"resample"``: another example's activations (:func:`resample_donors`), ``draws`` seeded
+    derangements from ``seed``.
     """
     if kind == "zero":
-        return {layer: torch.zeros_like(act) for layer, act in run.site.items()}
-    if kind == "resample":
-        perm = _derangement(run.batch["input_ids"].shape[0], seed)
-        return {layer: act[perm.to(act.device)] for layer, act in run.site.items()}
+        return [{layer: torch.zeros_like(act) for layer, act in run.site.items()}]
     mask = run.batch["attention_mask"].bool()
-    return {layer: _masked_mean(act, mask) for layer, act in run.site.items()}
+    if kind == "mean":
+        return [{layer: _masked_mean(act, mask) for layer, act in run.site.items()}]
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(draws):
+        donors = resample_donors(mask.cpu(), gen)
+        pos = torch.arange(donors.shape[1]).expand_as(donors)
+        out.append(
+            {
+                layer: act[donors.to(act.device), pos.to(act.device)]
+                for layer, act in run.site.items()
+            }
+        )
+    return out
+
+
+def resample_donors(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Return ``[batch, pos]``: which example gives each example its values at each position.
+
+    A derangement of the examples (drawn from ``gen``) picks each example's donor. Where the
+    donor has no real token (padding), the first example in a second seeded order that has one
+    there gives the value instead; where no other example has one, and at the example's own pad
+    positions, it keeps its own value. So a pad's activation is never written into a real token.
+    """
+    b, t = mask.shape
+    perm = _derangement(b, gen)
+    donors = perm[:, None].expand(b, t).clone()
+    pos = torch.arange(t).expand(b, t)
+    missing = mask & ~mask[donors, pos]
+    if bool(missing.any()):
+        order = torch.randperm(b, generator=gen).tolist()
+        for i, p in missing.nonzero().tolist():
+            others = [j for j in order if j != i and bool(mask[j, p])]
+            donors[i, p] = others[0] if others else i
+    own = torch.arange(b)[:, None].expand(b, t)
+    return torch.where(mask, donors, own)
 
 
 def _masked_mean(act: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,9 +111,8 @@ def _masked_mean(act: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return mean.expand_as(act).clone()
 
 
-def _derangement(n: int, seed: int) -> torch.Tensor:
+def _derangement(n: int, gen: torch.Generator) -> torch.Tensor:
     """Return a random permutation of ``range(n)`` that moves every index (``n`` >= 2)."""
-    gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n, generator=gen)
     while bool((perm == torch.arange(n)).any()):  # every example takes another's values
         perm = torch.randperm(n, generator=gen)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..core.errors import CaptureError
-from .metrics import KLToClean, Metric, as_metric
+from .metrics import CallableMetric, KLToClean, Metric, MetricError, as_metric
 from .runner import PATCH_SITES, Batch, Runner
 from .sweep import Sweep
 
@@ -131,6 +131,18 @@ def paired_batches(clean: Any, corrupt: Any, noise: float | None) -> tuple[Batch
     return clean_b, corrupt_b
 
 
+def check_noise_positions(positions: Sequence[int] | None, length: int) -> None:
+    """Raise :class:`PatchingError` unless ``noise_positions`` are token positions of the input."""
+    if positions is None:
+        return
+    bad = [p for p in positions if isinstance(p, bool) or not -length <= int(p) < length]
+    if bad:
+        raise PatchingError(
+            f"noise_positions {bad} are outside the {length} token positions of the input; give "
+            f"positions in 0..{length - 1} (negative ones count from the end)"
+        )
+
+
 def _check_pair(clean: Batch, corrupt: Batch) -> None:
     c, k = clean["input_ids"].shape, corrupt["input_ids"].shape
     if c[0] != k[0]:
@@ -167,10 +179,21 @@ def checked_sweep(
     layers in range, and the metric's positions inside ``batch``.
     """
     runner = Runner(model, metric)
+    if runner.unembed is None and not isinstance(metric, CallableMetric):
+        raise MetricError(
+            f"{metric.name} reads next-token logits, but {type(model).__name__} has no language-"
+            "model head (it returns hidden states); load the model with its head (e.g. "
+            "AutoModelForCausalLM or AutoModelForMaskedLM), or pass a function of the model's "
+            "output as the metric, e.g. lambda hidden: hidden[:, 0].norm(dim=-1)"
+        )
+    metric.check_batch(int(batch["input_ids"].shape[0]))
     vocab = _vocab_size(model, runner)
     if vocab is not None:
         metric.check_vocab(vocab)
     layer_list = _layers(runner, layers)
+    if isinstance(metric, CallableMetric) and runner.unembed is not None and vocab is not None:
+        metric.infer(batch["attention_mask"], vocab)
+        runner.cache_kwarg = runner.cache_keyword()  # prefix reuse, now that reads are known
     metric.resolve_positions(batch["attention_mask"])
     return Sweep(runner, site, axes, layer_list, batch_tokens, progress)
 

@@ -9,12 +9,19 @@ which vocabulary rows they need, so a patching sweep unembeds only those rows at
 - :func:`kl_to_clean`: KL divergence from the clean run's next-token distribution (0 when
   the patched run predicts exactly what the clean run predicts).
 
-Any callable ``metric(logits) -> tensor[batch]`` also works: it gets the full logits
-``[batch, pos, vocab]`` (slower, since nothing can be skipped).
+Any callable ``metric(logits) -> tensor[batch]`` also works (or ``metric(logits,
+attention_mask)``, which also gets the batch's attention mask, to find each example's last real
+token). Before the sweep, the entries it reads are found and proved on random logits (one
+position per example and a few vocabulary rows, as ``logits[:, -1, a] - logits[:, -1, b]``
+reads): then the sweep computes only those, as for the built-in metrics, and the function gets
+logits that are NaN elsewhere. A function that reads more (a softmax over all positions, a
+data-dependent position) gets the full logits; a function that reads a padding position is
+warned about.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +29,7 @@ from typing import Any
 import torch
 
 from ..core.errors import CaptureError
+from .metric_reads import Reads, call_metric, infer_reads, sparse_logits, takes_mask
 
 
 class MetricError(CaptureError):
@@ -47,6 +55,12 @@ class Metric:
         """Return the vocabulary rows this metric reads, or None for all of them."""
         return None
 
+    @property
+    def reads_all_logits(self) -> bool:
+        """Whether the metric needs the full logits ``[batch, pos, vocab]`` (a function whose
+        reads are not known); else one position per example, :meth:`rows` of the vocabulary."""
+        return False
+
     def check_vocab(self, vocab_size: int) -> None:
         """Raise :class:`MetricError` if an answer token is outside the vocabulary."""
         rows = self.rows()
@@ -60,6 +74,20 @@ class Metric:
                 f"answer token ids {bad} are outside the model's vocabulary (0..{vocab_size - 1}); "
                 "check the tokenizer that produced them"
             )
+
+    def answers(self) -> dict[str, torch.Tensor]:
+        """Return the metric's answer token ids by name (one id, or one per example)."""
+        return {}
+
+    def check_batch(self, batch: int) -> None:
+        """Raise :class:`MetricError` unless each answer list has one id or one per example."""
+        for name, ids in self.answers().items():
+            if ids.numel() not in (1, batch):
+                raise MetricError(
+                    f"{self.name}: {ids.numel()} {name + ' ' if name else ''}answer ids for a "
+                    f"batch of {batch} examples; give one id for every example, or one per "
+                    f"example ({batch})"
+                )
 
     def resolve_positions(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """Return (and keep) the position each example is scored at, from its attention mask."""
@@ -127,6 +155,9 @@ class LogitDiff(Metric):
         rows: torch.Tensor = torch.unique(torch.cat([self.correct, self.wrong]))
         return rows
 
+    def answers(self) -> dict[str, torch.Tensor]:
+        return {"correct": self.correct, "wrong": self.wrong}
+
     def score(
         self, logits: torch.Tensor, examples: torch.Tensor, clean: torch.Tensor | None
     ) -> torch.Tensor:
@@ -145,6 +176,9 @@ class LogProb(Metric):
     """Log-probability of the answer token, per example (needs the whole vocabulary row)."""
 
     answer: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+
+    def answers(self) -> dict[str, torch.Tensor]:
+        return {"": self.answer}
 
     def score(
         self, logits: torch.Tensor, examples: torch.Tensor, clean: torch.Tensor | None
@@ -184,14 +218,55 @@ class KLToClean(Metric):
 
 @dataclass
 class CallableMetric(Metric):
-    """A user function ``metric(logits [batch, pos, vocab]) -> [batch]``."""
+    """A user function ``metric(logits [batch, pos, vocab]) -> [batch]``, or
+    ``metric(logits, attention_mask)`` when it takes a second argument.
 
-    fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    Before a sweep, :meth:`infer` finds which position of each example and which vocabulary
+    rows the function reads (:mod:`~interp_magics.patching.metric_reads`); when that is proved,
+    the sweep unembeds only those and reuses unchanged prefixes, as for the built-in metrics,
+    and the function gets logits that are NaN everywhere it does not read.
+    """
+
+    fn: Callable[..., torch.Tensor] | None = None
     position: int | str | Sequence[int] = "all"
+    reads_: Reads | None = field(default=None, init=False, repr=False)
+    mask_: torch.Tensor | None = field(default=None, init=False, repr=False)
+    shape_: tuple[int, int] = field(default=(0, 0), init=False, repr=False)  # (length, vocab)
+
+    @property
+    def reads_all_logits(self) -> bool:
+        return self.reads_ is None
+
+    def rows(self) -> torch.Tensor | None:
+        return None if self.reads_ is None else self.reads_.rows
+
+    def infer(self, attention_mask: torch.Tensor, vocab: int) -> None:
+        """Find which logits the function reads on this batch (see :mod:`.metric_reads`), and
+        warn when it reads a padding position."""
+        assert self.fn is not None
+        self.mask_ = attention_mask.cpu()
+        self.shape_ = (int(attention_mask.shape[1]), vocab)
+        self.reads_ = infer_reads(self.fn, self.mask_, vocab)
+        if self.reads_ is None:
+            return
+        index = torch.arange(attention_mask.shape[0])
+        padded = (self.mask_[index, self.reads_.positions] == 0).nonzero().flatten()
+        if padded.numel():
+            first = int(padded[0])
+            warnings.warn(
+                f"{self.name} reads position {int(self.reads_.positions[first])} of example "
+                f"{first}, which is padding ({padded.numel()} of {len(index)} examples read a "
+                "pad): score the last real token, e.g. patching.logit_diff(...) (it reads the "
+                "last real token of each example), or write metric(logits, attention_mask) and "
+                "index with attention_mask.sum(1) - 1",
+                stacklevel=4,
+            )
 
     def resolve_positions(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        # The function sees every position; nothing to resolve.
-        self.positions_ = torch.full((attention_mask.shape[0],), -1)
+        if self.reads_ is not None:
+            self.positions_ = self.reads_.positions.clone()
+        else:  # the function sees every position; nothing to resolve
+            self.positions_ = torch.full((attention_mask.shape[0],), -1)
         return self.positions_
 
     def score(
@@ -205,9 +280,16 @@ class CallableMetric(Metric):
             return torch.cat(
                 [self.score(part, examples[:batch], clean) for part in logits.split(batch)]  # type: ignore[no-untyped-call]
             )
-        out = self.fn(logits)
-        if not isinstance(out, torch.Tensor):
-            out = torch.as_tensor(out)
+        mask = self.mask_
+        rows_mask = None if mask is None else mask.to(logits.device)[examples]
+        if self.reads_ is not None:
+            assert rows_mask is not None
+            here = Reads(self.reads_.positions.to(logits.device)[examples], self.reads_.rows)
+            length, vocab = self.shape_
+            logits = sparse_logits(logits, here, logits.shape[0], length, vocab)
+        if rows_mask is None:
+            rows_mask = torch.ones(logits.shape[:2], dtype=torch.long, device=logits.device)
+        out = call_metric(self.fn, logits, rows_mask, takes_mask(self.fn))
         if out.shape != (logits.shape[0],):
             raise MetricError(
                 f"the metric returned shape {tuple(out.shape)} for {logits.shape[0]} examples; "
@@ -215,6 +297,15 @@ class CallableMetric(Metric):
                 "return one number per example (a tensor of shape [batch]), e.g. "
                 "logits[:, -1, a] - logits[:, -1, b] rather than its mean"
             )
+        if self.reads_ is not None and not bool(torch.isfinite(out).all()):
+            raise MetricError(
+                f"{self.name} read logits it did not read when it was checked before the sweep "
+                "(the result is NaN where only those were computed); make it read the same "
+                "position and vocabulary rows for any logits, or compute the score from "
+                "logits[:, position, ids] directly"
+            )
+        if self.reads_ is not None:
+            return out.float().clone()  # it may be a view of the reused logits buffer
         return out.float()
 
 

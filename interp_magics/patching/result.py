@@ -37,7 +37,15 @@ class PatchResult(WidgetDisplay):
             corrupted baseline is None for ablation); per-example versions alongside.
         metric, site, method, direction, corruption: what was done, in words.
         verification: for attribution with ``verify_top``, the checked cells (attribution vs
-            exact) and a summary of how well the ranking held.
+            exact), on its top cells and on a seeded random sample, and a summary.
+        ci_low, ci_high: per cell, the ``1 - alpha`` Student t-interval over examples of the
+            mean change from the unpatched run, on the scale of ``values`` (the baselines that
+            normalise it are held fixed).
+        p_values: per cell, the sign-flip test of "the patch changes nothing" (two-sided).
+        p_corrected: the same, corrected across the sweep by ``correction`` (``"max-t"``: the
+            maximum |t| over cells under the same sign flips, Westfall-Young single step).
+        significant: ``p_corrected < alpha``.
+        stats_note: how the intervals and tests were made, in words.
     """
 
     WIDGET = "PatchingHeatmap"
@@ -59,9 +67,21 @@ class PatchResult(WidgetDisplay):
     normalised: bool
     verification: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    ci_low: torch.Tensor | None = None
+    ci_high: torch.Tensor | None = None
+    p_values: torch.Tensor | None = None
+    p_corrected: torch.Tensor | None = None
+    significant: torch.Tensor | None = None
+    alpha: float = 0.05
+    correction: str = "max-t"
+    stats_note: str = ""
 
     def to_dataframe(self) -> pd.DataFrame:
-        """Return one row per cell: its axis indices and labels, value, raw metric."""
+        """Return one row per cell: its axis indices and labels, value, raw metric and tests.
+
+        With per-cell statistics (every sweep has them): ``ci_low``, ``ci_high``, ``p_value``,
+        ``p_corrected`` and ``significant``.
+        """
         import pandas as pd
 
         grids = torch.meshgrid(*[torch.arange(n) for n in self.values.shape], indexing="ij")
@@ -73,6 +93,15 @@ class PatchResult(WidgetDisplay):
                 data["token"] = [self.labels[axis][i] for i in idx]
         data["value"] = self.values.reshape(-1).tolist()
         data["raw"] = self.raw.reshape(-1).tolist()
+        for name, column in (
+            ("ci_low", self.ci_low),
+            ("ci_high", self.ci_high),
+            ("p_value", self.p_values),
+            ("p_corrected", self.p_corrected),
+            ("significant", self.significant),
+        ):
+            if column is not None:
+                data[name] = column.reshape(-1).tolist()
         return pd.DataFrame(data)
 
     def top(self, k: int = 10) -> pd.DataFrame:
@@ -104,19 +133,36 @@ class PatchResult(WidgetDisplay):
             lines.append("values are normalised: 0 = corrupted run, 1 = clean run")
         elif self.method.endswith("ablation"):
             lines.append("values are the change in the metric from the clean run")
-        top = self.top(5)
-        cells = []
-        for _, row in top.iterrows():
-            where = ", ".join(
-                f"{a} {int(row[a])}" + (f" ({row['token']})" if a == "pos" else "")
-                for a in self.axes
+        if self.direction == "noising" and self.normalised:
+            # Noising: a cell near 0 is necessary; the cells near 1 say nothing.
+            heading, top = (
+                "cells whose patch destroys the behaviour most (smallest)",
+                self.lowest(5),
             )
-            cells.append(f"{where}: {row['value']:.3f}")
-        lines.append("largest cells: " + "; ".join(cells))
+        else:
+            heading, top = "largest cells", self.top(5)
+        lines.append(f"{heading}: " + "; ".join(self._cell_text(row) for _, row in top.iterrows()))
+        if self.stats_note:
+            lines.append(self.stats_note)
         if self.verification:
             lines.append(self.verification["summary"])
         lines.extend(self.notes)
         return "\n".join(lines)
+
+    def lowest(self, k: int = 10) -> pd.DataFrame:
+        """Return the ``k`` cells with the smallest value, smallest first."""
+        return self.to_dataframe().nsmallest(k, "value").reset_index(drop=True)
+
+    def _cell_text(self, row: Any) -> str:
+        """Return one cell of a summary: where, its value, interval and corrected p-value."""
+        where = ", ".join(
+            f"{a} {int(row[a])}" + (f" ({row['token']})" if a == "pos" else "") for a in self.axes
+        )
+        text = f"{where}: {row['value']:.3f}"
+        if "ci_low" in row:
+            text += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+            text += f" p_corr {row['p_corrected']:.3g}" + ("" if row["significant"] else " (n.s.)")
+        return text
 
 
 def axis_labels(

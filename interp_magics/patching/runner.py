@@ -28,7 +28,7 @@ from ..core.adapters import Adapter, adapter_for
 from ..core.errors import CaptureError
 from ..core.hooks import HookSet
 from ..core.outputs import select_tensor
-from .metrics import CallableMetric, Metric
+from .metrics import Metric
 
 Batch = dict[str, torch.Tensor]
 #: A hook to install for one run: ``(module, "forward" | "forward_pre", fn)``.
@@ -102,13 +102,13 @@ class Runner:
         self.unembed: nn.Module | None = get_out() if callable(get_out) else None
         self.block_output_len: int | None = None  # learned from a real run: tensor or tuple
         self.clean_logprobs: torch.Tensor | None = None
-        self.cache_kwarg = self._cache_kwarg()
+        self.cache_kwarg = self.cache_keyword()
         self.last_cache: Any = None
 
-    def _cache_kwarg(self) -> str | None:
+    def cache_keyword(self) -> str | None:
         """Return the keyword that passes a KV cache to the model, if prefix reuse is safe."""
         spec = getattr(self.adapter, "spec", None)
-        if not getattr(spec, "causal", False) or isinstance(self.metric, CallableMetric):
+        if not getattr(spec, "causal", False) or self.metric.reads_all_logits:
             return None  # a function of all logits must see every position
         config = getattr(self.model, "config", None)
         if getattr(config, "sliding_window", None) or getattr(config, "layer_types", None):
@@ -266,7 +266,7 @@ class Runner:
 
     def _restrict_unembed(self, hooks: HookSet, examples: torch.Tensor, prefix: int = 0) -> None:
         metric = self.metric
-        if isinstance(metric, CallableMetric) or self.unembed is None:
+        if metric.reads_all_logits or self.unembed is None:
             return
         if metric.positions_ is None:
             raise CaptureError("the metric's positions are not resolved")
@@ -296,7 +296,7 @@ class Runner:
             logits = select_tensor(out, None, where=type(self.model).__name__)
         if logits is None:
             raise CaptureError(f"{type(self.model).__name__} returned no tensor to score")
-        if isinstance(self.metric, CallableMetric) or self.unembed is None:
+        if self.metric.reads_all_logits or self.unembed is None:
             return logits
         return logits[:, 0]
 

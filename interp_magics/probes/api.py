@@ -13,16 +13,19 @@ import numpy as np
 
 from ..core import events
 from ..core.records import ProbeRecord, control_name
-from ..stats import balanced_accuracy, bootstrap_ci, correct
+from ..stats import balanced_accuracy, correct
 from .controls import (
     CONTROLS,
     accuracy_ci,
+    balanced_ci,
+    balanced_hits,
     chance_test,
     check_controls,
+    control_notes,
     control_task_codes,
+    control_types,
+    difference_ci,
     mutual_information,
-    permutation_test,
-    permutations,
     random_init_features,
     run_controls,
 )
@@ -32,6 +35,7 @@ from .inputs import (
     ProbeError,
     ProbeInputs,
     check_correction,
+    check_not_constant,
     check_settings,
     features,
     folds,
@@ -39,6 +43,14 @@ from .inputs import (
     layer_keys,
     other_features,
     token_labels,
+)
+from .permute import (
+    PermutationScheme,
+    check_scheme,
+    draw_permutations,
+    null_balanced_accuracy,
+    permutation_scheme,
+    permutation_test,
 )
 from .result import LayerProbeReport, ProbeReport
 
@@ -52,7 +64,7 @@ def probe(
     *,
     controls: Sequence[str] = CONTROLS,
     n_permutations: int = 1000,
-    cv: int = 5,
+    cv: Any = 5,
     seed: int = 0,
     groups: Any = None,
     estimator: Any = "ridge",
@@ -72,17 +84,34 @@ def probe(
         y: one class label per example (integers, strings or booleans).
         controls: which of ``"shuffled"`` (permutation test), ``"random_features"`` and
             ``"majority"`` (chance levels and binomial test) to run; all by default.
-        n_permutations: label permutations for the permutation test (exact p-value).
-        cv: stratified folds. ``groups``: keep each group (sentence, word type) in one fold;
-            permutations then shuffle labels within groups.
+        n_permutations: label permutations for the permutation test (exact p-value). Labels
+            are permuted within each test fold, so every permuted fit sees the same folds' label
+            counts as the real one; with ``groups`` whose label is constant (a label per word
+            type), whole groups exchange labels; labels that vary within groups are permuted
+            within them. Ties in accuracy are broken by the held-out margin of the true class. A
+            design that allows fewer than 20 distinct labellings is refused.
+        cv: the number of stratified folds, a scikit-learn splitter (``split(X, y, groups)``) or
+            explicit folds, a list of ``(train, test)`` index pairs; every example must be in
+            exactly one test fold. ``groups``: keep each group (sentence, word type) in one
+            fold; intervals then resample groups, and the binomial test (which assumes
+            independent examples) is not run.
         estimator: ``"ridge"`` (ridge classifier, ``alpha``), ``"logistic"`` (L2 logistic
             regression, C = 1/alpha), ``"mlp"`` (one hidden layer of 64) or any scikit-learn-style
             estimator with ``fit``/``predict``.
         control_task: word types per example: each type gets a random label (seeded, from the label
-            distribution) and the same probe is fitted to that control task; or
-            ``control_labels``: the control task's labels directly. Gives selectivity.
+            distribution) and the same probe is fitted to that control task, on folds where
+            types recur (it is a memorisation task; when ``groups`` keep types apart it is not
+            run, and the report says why); or ``control_labels``: the control task's labels
+            directly. Gives selectivity with a 95% CI (and balanced selectivity when classes
+            are imbalanced).
         control_features: other representations of the same examples to probe the same way, by
-            name, e.g. ``{"random-init model": X_random}``.
+            name, e.g. ``{"random-init model": X_random}``. Controls far below chance, and a
+            saturated control task, are flagged in the notes.
+
+    Raises:
+        ProbeError: for unusable input, before any fit: e.g. missing (None/NaN) labels, an
+            ActivationCache where an array is expected, features identical in every example
+            (such as the ``<bos>`` position), or a design with no valid permutation test.
         mutual_info: also estimate the mutual information between the probe's out-of-fold 1-D
             projection and the label (nats), with a shuffled-label reference.
         seed: fixes folds, permutations, random features and bootstraps.
@@ -91,22 +120,30 @@ def probe(
     check_settings(n_permutations, alpha)
     x = features(X)
     codes, classes = labels(y, len(x))
+    splits = folds(codes, cv, seed, groups)
+    n_perms = n_permutations if "shuffled" in controls else 0
+    scheme = permutation_scheme(codes, groups, splits)
+    notes = check_scheme(scheme, n_perms) if n_perms else []
     checked = ProbeInputs(
         x=x,
         codes=codes,
         classes=classes,
-        splits=folds(codes, cv, seed, groups),
+        splits=splits,
         estimator=make_estimator(estimator, seed, alpha),
         task=control_task_codes(control_task, control_labels, codes, seed),
         others=other_features(control_features, len(x)),
         cv=cv,
         seed=seed,
         groups=groups,
+        types=None
+        if control_task is None or control_labels is not None
+        else control_types(control_task, len(x)),
     )
+    check_not_constant(x)
     # Every check has passed: now the fits.
-    perms = permutations(codes, n_permutations if "shuffled" in controls else 0, seed, groups)
+    perms = draw_permutations(scheme, n_perms, seed)
     fit = cross_validate(checked.estimator, x, codes, checked.k, checked.splits, perms, progress)
-    report = _report(checked, fit, controls, mutual_info, name)
+    report = _report(checked, fit, perms, scheme, controls, mutual_info, name, notes)
     if _emit:
         events.emit(
             ProbeRecord(
@@ -135,40 +172,93 @@ def _ran(report: ProbeReport, majority: bool) -> list[str]:
 
 
 def _report(
-    p: ProbeInputs, fit: CrossValidation, which: Sequence[str], with_mutual_info: bool, name: str
+    p: ProbeInputs,
+    fit: CrossValidation,
+    perms: np.ndarray,
+    scheme: PermutationScheme,
+    which: Sequence[str],
+    with_mutual_info: bool,
+    name: str,
+    notes: list[str],
 ) -> ProbeReport:
     """Return the report of a probe's cross-validated fit, with its controls run."""
     hits = (fit.predictions == p.codes).astype(float)
     accuracy = float(hits.mean())
-    found, task = run_controls(p, which)
-    chance, binomial_p = chance_test(p.codes, p.k, hits, "majority" in which)
+    found, task, task_notes = run_controls(p, which)
+    grouped = p.groups is not None
+    chance, binomial_p = chance_test(p.codes, p.k, hits, "majority" in which, grouped)
     kind = p.estimator.kind
+    balanced = float(balanced_accuracy(p.codes, fit.predictions))
+    null_balanced = (
+        null_balanced_accuracy(perms, fit.null_class_correct, p.k)
+        if len(perms) and fit.null_class_correct is not None
+        else None
+    )
+    selectivity = selectivity_ci = b_sel = b_sel_ci = None
+    if (
+        task is not None
+        and p.task is not None
+        and task.hits is not None
+        and task.balanced_hits is not None
+    ):
+        selectivity = accuracy - task.accuracy
+        selectivity_ci = difference_ci(hits, task.hits, p.seed, p.groups)
+        if len(set(np.bincount(p.codes))) > 1 or len(set(np.bincount(p.task))) > 1:
+            b_sel = balanced - float(task.balanced_hits.mean())
+            mine = balanced_hits(p.codes, fit.predictions)
+            b_sel_ci = difference_ci(mine, task.balanced_hits, p.seed, p.groups)
+    refits = [f"{kind}: every permutation refits the estimator (scikit-learn path)"]
     return ProbeReport(
         accuracy=accuracy,
-        accuracy_ci=accuracy_ci(hits, p.seed),
-        balanced_accuracy=float(balanced_accuracy(p.codes, fit.predictions)),
-        balanced_ci=bootstrap_ci([p.codes, fit.predictions], balanced_accuracy, seed=p.seed),
+        accuracy_ci=accuracy_ci(hits, p.seed, p.groups),
+        balanced_accuracy=balanced,
+        balanced_ci=balanced_ci(p.codes, fit.predictions, p.seed, p.groups),
         n_examples=len(p.codes),
         classes=p.classes,
         class_counts=np.bincount(p.codes, minlength=p.k).tolist(),
         chance=chance,
         binomial_p=binomial_p,
-        permutation=permutation_test(accuracy, fit.null_correct, len(p.codes)),
+        permutation=permutation_test(
+            accuracy,
+            fit.null_correct,
+            len(p.codes),
+            null_balanced,
+            scheme,
+            fit.margin,
+            fit.null_margin,
+        ),
         controls=found,
-        selectivity=None if task is None else accuracy - task.accuracy,
+        selectivity=selectivity,
         mutual_info=mutual_information(fit.scores, p.codes, p.seed)
         if with_mutual_info and fit.scores is not None
         else None,
         estimator=kind,
-        cv=p.cv,
+        cv=len(p.splits),
         seed=p.seed,
-        grouped=p.groups is not None,
+        grouped=grouped,
         predictions=fit.predictions,
         labels=p.codes,
         name=name,
-        notes=[f"{kind}: every permutation refits the estimator (scikit-learn path)"]
-        if p.estimator.refits
-        else [],
+        notes=(refits if p.estimator.refits else []) + notes + task_notes + control_notes(found),
+        selectivity_ci=selectivity_ci,
+        balanced_selectivity=b_sel,
+        balanced_selectivity_ci=b_sel_ci,
+        interval=_interval_note(grouped),
+    )
+
+
+def _interval_note(grouped: bool) -> str:
+    """Return what the report's 95% intervals cover and how they are computed."""
+    unit = "groups" if grouped else "examples"
+    how = (
+        "Wilson at the groups' effective sample size; others resample whole groups"
+        if grouped
+        else "Wilson score interval; balanced accuracy and selectivity by bootstrap"
+    )
+    return (
+        f"95% intervals are over held-out {unit} ({how}): they cover the accuracy of the fitted "
+        f"fold models on new {unit} from the same distribution, not the expected accuracy of the "
+        "procedure on other training sets"
     )
 
 
@@ -197,7 +287,8 @@ def probe_layers(
         correction: any ``statsmodels.stats.multitest.multipletests`` method (default ``fdr_bh``).
         model, inputs: when both are given, a randomly re-initialised copy of the model is run on
             the same inputs and probed the same way, layer by layer, as a control.
-        kwargs: passed to :func:`probe` (controls, n_permutations, cv, seed, estimator, ...).
+        kwargs: passed to :func:`probe` (controls, n_permutations, cv, seed, estimator,
+            control_features, ...); ``control_features`` (per-example arrays) go with every layer.
     """
     from tqdm.auto import tqdm
 
@@ -213,10 +304,12 @@ def probe_layers(
         random_feats = random_init_features(model, inputs, keys, seed=int(kwargs.get("seed", 0)))
     elif (model is None) != (inputs is None):
         raise ProbeError("the random-init control needs both model= and inputs=")
+    # The caller's control features are the same examples' other representations: every layer
+    # is compared with them.
+    given = dict(kwargs.pop("control_features", None) or {})
     reports = []
     for key in tqdm(keys, desc="probing layers", disable=not progress, leave=False):
-        # popped: the caller's control features go with the first layer only (as before)
-        extra = dict(kwargs.pop("control_features", {}) or {})
+        extra = dict(given)
         if random_feats is not None:
             extra["random-init model"] = examples.features(random_feats[key])
         feats = examples.features(cache[key])

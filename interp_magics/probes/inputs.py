@@ -39,9 +39,10 @@ class ProbeInputs:
     estimator: Estimator
     task: np.ndarray | None  # the control task's label codes
     others: dict[str, np.ndarray]  # control representations, by name
-    cv: int
+    cv: Any  # what the caller gave: a number of folds, a splitter or explicit folds
     seed: int
     groups: Any
+    types: np.ndarray | None = None  # the control task's word types, when given
 
     @property
     def k(self) -> int:
@@ -63,6 +64,7 @@ def check_settings(n_permutations: Any, alpha: float) -> None:
 
 def features(x: Any, name: str = "X") -> np.ndarray:
     """Return activations as a finite float32 ``[examples, features]`` array."""
+    _not_a_cache(x, name)
     if isinstance(x, torch.Tensor):
         x = x.detach().float().cpu().numpy()
     arr = np.asarray(x)
@@ -85,6 +87,34 @@ def features(x: Any, name: str = "X") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+def _not_a_cache(x: Any, name: str) -> None:
+    """Return nothing; raise :class:`ProbeError` when ``x`` is a whole cache, not one array."""
+    from ..core.cache import ActivationCache
+
+    if isinstance(x, ActivationCache):
+        keys = list(x)[:3]
+        raise ProbeError(
+            f"{name} is an ActivationCache; probe() needs one array [examples, features]: take a "
+            f"layer and a position, e.g. {name} = cache[{keys[0] if keys else 'key'!r}][:, -1] "
+            "(or .mean(1)), or call probe_layers(cache, y) to probe every layer"
+        )
+
+
+def check_not_constant(x: np.ndarray, name: str = "X") -> None:
+    """Return nothing; raise :class:`ProbeError` when every example has the same vector.
+
+    Such features (e.g. the ``<bos>`` position, identical in every sequence) carry no information
+    about anything; a probe on them measures only the cross-validation's class balance.
+    """
+    spread = float(np.abs(x - x[:1]).max()) if len(x) > 1 else 0.0
+    if spread <= 1e-6 * max(1.0, float(np.abs(x).max())):
+        raise ProbeError(
+            f"{name} is the same vector in every example (e.g. the first, <bos> position, which "
+            "every sequence shares); nothing can be decoded from it. Probe another position "
+            "(position='last' or 'mean', or an index past the first token)"
+        )
+
+
 def other_features(named: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
     """Return other representations of the same ``n`` examples (control features), checked."""
     found = {key: features(f, key) for key, f in (named or {}).items()}
@@ -96,9 +126,11 @@ def other_features(named: Mapping[str, Any] | None, n: int) -> dict[str, np.ndar
 
 def labels(y: Any, n: int, name: str = "y") -> tuple[np.ndarray, list[str]]:
     """Return class codes ``0..k-1`` for ``n`` labels and the class names they stand for."""
+    _not_a_cache(y, name)
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     arr = np.asarray(y)
+    _no_missing(arr, name)
     if arr.ndim != 1:
         raise ProbeError(f"{name} must be one label per example (1-D), got shape {arr.shape}")
     if len(arr) != n:
@@ -121,35 +153,108 @@ def labels(y: Any, n: int, name: str = "y") -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), [str(c) for c in classes]
 
 
+def _no_missing(arr: np.ndarray, name: str) -> None:
+    """Return nothing; raise :class:`ProbeError` for labels that are None or NaN."""
+    flat = arr.reshape(-1)
+    if arr.dtype == object:
+        missing = np.array([v is None or (isinstance(v, float) and v != v) for v in flat])
+    elif np.issubdtype(arr.dtype, np.floating):
+        missing = np.isnan(flat)
+    else:
+        return
+    if missing.any():
+        where = np.nonzero(missing)[0]
+        raise ProbeError(
+            f"{name} has {len(where)} missing labels (None or NaN), e.g. at index "
+            f"{int(where[0])}; drop those examples from X and {name} (X[keep], {name}[keep]) or "
+            "give them a label"
+        )
+    strings = [isinstance(v, str) for v in flat] if arr.dtype == object else []
+    if any(strings) and not all(strings):
+        raise ProbeError(
+            f"{name} mixes strings and other values (e.g. {flat[strings.index(False)]!r}); "
+            "use one kind of label"
+        )
+
+
 def _example_value(arr: np.ndarray) -> Any:
     bad = arr[~(arr == np.round(arr))]
     return (bad[:1] if len(bad) else arr[:1]).tolist()[0]
 
 
-def folds(codes: np.ndarray, cv: int, seed: int, groups: Any) -> Folds:
-    """Return stratified ``cv``-fold splits, each group in one fold when groups are given."""
+def folds(codes: np.ndarray, cv: Any, seed: int, groups: Any) -> Folds:
+    """Return cross-validation splits whose test folds hold every example exactly once.
+
+    ``cv`` is a number of folds (stratified, and each group in one fold when groups are given),
+    a scikit-learn splitter (anything with ``split(X, y, groups)``) or explicit folds: a list
+    of ``(train indices, test indices)`` pairs.
+    """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    if not isinstance(cv, int) or cv < 2:
-        raise ProbeError(f"cv must be an integer of at least 2 folds, got {cv!r}")
+    g = None if groups is None else np.asarray(groups)
+    if g is not None and len(g) != len(codes):
+        raise ProbeError(f"groups has {len(g)} entries for {len(codes)} examples")
+    if hasattr(cv, "split"):
+        try:
+            given = list(cv.split(np.zeros((len(codes), 1)), codes, g))
+        except ValueError as err:
+            raise ProbeError(f"the cv splitter {cv!r} could not split these labels: {err}") from err
+        return _checked_folds(given, len(codes), f"the cv splitter {type(cv).__name__}")
+    if isinstance(cv, (list, tuple)):
+        return _checked_folds(list(cv), len(codes), "cv")
+    if not isinstance(cv, (int, np.integer)) or isinstance(cv, bool) or cv < 2:
+        raise ProbeError(
+            "cv must be a number of folds (at least 2), a scikit-learn splitter or a list of "
+            f"(train, test) index pairs, got {cv!r}"
+        )
+    cv = int(cv)
     counts = np.bincount(codes)
     if counts.min() < cv:
         raise ProbeError(
             f"a class has only {int(counts.min())} examples but cv={cv} folds need at least {cv} "
             "per class; lower cv or add examples of the rare class"
         )
-    if groups is None:
+    if g is None:
         splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(len(codes)), codes))
-    g = np.asarray(groups)
-    if len(g) != len(codes):
-        raise ProbeError(f"groups has {len(g)} entries for {len(codes)} examples")
     if len(np.unique(g)) < cv:
         raise ProbeError(
             f"groups has {len(np.unique(g))} distinct groups; cv={cv} needs at least {cv}"
         )
     splitter_g = StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=seed)
     return list(splitter_g.split(np.zeros(len(codes)), codes, g))
+
+
+def _checked_folds(given: list[Any], n: int, what: str) -> Folds:
+    """Return explicit folds as index arrays; raise unless the test folds partition the examples.
+
+    Every example needs exactly one out-of-fold prediction, and the permutation test permutes
+    labels within test folds, so overlapping or missing test folds are refused.
+    """
+    out: Folds = []
+    seen = np.zeros(n, dtype=np.int64)
+    for i, pair in enumerate(given):
+        try:
+            tr, te = (np.asarray(a, dtype=np.int64).reshape(-1) for a in pair)
+        except (TypeError, ValueError) as err:
+            raise ProbeError(
+                f"{what}: fold {i} is not a (train indices, test indices) pair"
+            ) from err
+        if len(tr) == 0 or len(te) == 0:
+            raise ProbeError(f"{what}: fold {i} has an empty train or test set")
+        if min(tr.min(), te.min()) < 0 or max(tr.max(), te.max()) >= n:
+            raise ProbeError(f"{what}: fold {i} has indices outside 0..{n - 1}")
+        if np.intersect1d(tr, te).size:
+            raise ProbeError(f"{what}: fold {i} tests examples it also trains on")
+        np.add.at(seen, te, 1)
+        out.append((tr, te))
+    if len(out) < 2 or not np.all(seen == 1):
+        raise ProbeError(
+            f"{what}: the test folds must hold every example exactly once (k-fold style); "
+            f"{int((seen == 0).sum())} examples are never tested and {int((seen > 1).sum())} "
+            "more than once. Use KFold-like splitters (not ShuffleSplit or repeated folds)"
+        )
+    return out
 
 
 # -- probe_layers: from a cache to one feature matrix per layer ---------------------------------

@@ -16,12 +16,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class ControlResult:
-    """Cross-validated accuracy of one control, with its bootstrap 95% CI."""
+    """Cross-validated accuracy of one control, with its 95% CI, and its balanced accuracy."""
 
     name: str
     accuracy: float
     ci: tuple[float, float]
     detail: str = ""
+    balanced_accuracy: float | None = None
+    balanced_ci: tuple[float, float] | None = None
+    hits: np.ndarray | None = field(default=None, repr=False)  # 1 correct, 0 wrong, per example
+    chance: float | None = None  # the frequency guesser's accuracy on this control's labels
+    balanced_hits: np.ndarray | None = field(default=None, repr=False)  # mean: balanced accuracy
 
 
 @dataclass(repr=False)
@@ -51,6 +56,15 @@ class ProbeReport(WidgetDisplay):
     labels: np.ndarray = field(repr=False)
     name: str = ""
     notes: list[str] = field(default_factory=list)
+    selectivity_ci: tuple[float, float] | None = None
+    balanced_selectivity: float | None = None
+    balanced_selectivity_ci: tuple[float, float] | None = None
+    interval: str = ""  # what the intervals cover, and how they are computed
+
+    @property
+    def imbalanced(self) -> bool:
+        """Return whether the classes differ in size (then balanced accuracy is the one to read)."""
+        return len(set(self.class_counts)) > 1
 
     @property
     def p_value(self) -> float:
@@ -68,7 +82,20 @@ class ProbeReport(WidgetDisplay):
         if self.permutation:
             null_ci = self.permutation["null_ci"]
             rows.append(_row("shuffled labels", self.permutation["null_mean"], null_ci))
-        rows.extend(_row(c.name, c.accuracy, c.ci) for c in self.controls.values())
+        for c in self.controls.values():
+            rows.append(_row(c.name, c.accuracy, c.ci))
+            if c.balanced_accuracy is not None and c.balanced_ci is not None:
+                rows.append(_row(f"{c.name} (balanced)", c.balanced_accuracy, c.balanced_ci))
+        if self.selectivity is not None:
+            rows.append(_row("selectivity", self.selectivity, self.selectivity_ci or (None, None)))
+        if self.balanced_selectivity is not None:
+            rows.append(
+                _row(
+                    "selectivity (balanced)",
+                    self.balanced_selectivity,
+                    self.balanced_selectivity_ci or (None, None),
+                )
+            )
         rows.append(_row("majority class", self.chance.majority, p_value=self.binomial_p))
         rows.append(_row("frequency guess", self.chance.frequency))
         return pd.DataFrame(rows)
@@ -82,34 +109,68 @@ class ProbeReport(WidgetDisplay):
             f"ProbeReport{name}: {self.estimator} probe, {self.cv}-fold CV{grouped}, "
             f"{self.n_examples} examples, {len(self.classes)} classes, seed {self.seed}"
         )
+        binomial = (
+            f"binomial test vs majority p = {_p(self.binomial_p)} (approximate: cross-validated "
+            "predictions are not independent; the permutation p-value is the calibrated one)"
+            if np.isfinite(self.binomial_p)
+            else (
+                "no binomial test (it needs independent examples; read the permutation p-value)"
+                if self.grouped
+                else "no binomial test"
+            )
+        )
         lines = [
             head,
             f"accuracy {self.accuracy:.3f} [95% CI {lo:.3f}, {hi:.3f}]; balanced accuracy "
             f"{self.balanced_accuracy:.3f} [{self.balanced_ci[0]:.3f}, {self.balanced_ci[1]:.3f}]",
             f"chance: majority class {self.chance.majority:.3f}, "
-            f"frequency guess {self.chance.frequency:.3f}; "
-            f"binomial test vs majority p = {_p(self.binomial_p)}",
+            f"frequency guess {self.chance.frequency:.3f}; {binomial}",
         ]
         if self.permutation:
             nlo, nhi = self.permutation["null_ci"]
+            balanced = (
+                f", balanced {self.permutation['null_balanced_mean']:.3f}"
+                if self.imbalanced and "null_balanced_mean" in self.permutation
+                else ""
+            )
+            scheme = f", {self.permutation['scheme']}" if "scheme" in self.permutation else ""
             lines.append(
-                f"shuffled labels: {self.permutation['null_mean']:.3f} [{nlo:.3f}, {nhi:.3f}] over "
-                f"{self.permutation['n']} permutations; "
+                f"shuffled labels: {self.permutation['null_mean']:.3f} [{nlo:.3f}, {nhi:.3f}]"
+                f"{balanced} over {self.permutation['n']} permutations{scheme}; "
                 f"permutation p = {_p(self.permutation['p_value'])}"
             )
         for c in self.controls.values():
+            balanced_c = (
+                f"; balanced {c.balanced_accuracy:.3f} "
+                f"[{c.balanced_ci[0]:.3f}, {c.balanced_ci[1]:.3f}]"
+                if c.balanced_accuracy is not None and c.balanced_ci is not None
+                else ""
+            )
             lines.append(
-                f"{c.name}: {c.accuracy:.3f} [{c.ci[0]:.3f}, {c.ci[1]:.3f}]"
+                f"{c.name}: {c.accuracy:.3f} [{c.ci[0]:.3f}, {c.ci[1]:.3f}]{balanced_c}"
                 + (f" ({c.detail})" if c.detail else "")
             )
         if self.selectivity is not None:
-            lines.append(f"selectivity (probe - control task): {self.selectivity:+.3f}")
+            ci = (
+                f" [95% CI {self.selectivity_ci[0]:+.3f}, {self.selectivity_ci[1]:+.3f}]"
+                if self.selectivity_ci
+                else ""
+            )
+            lines.append(f"selectivity (probe - control task): {self.selectivity:+.3f}{ci}")
+            if self.balanced_selectivity is not None and self.balanced_selectivity_ci:
+                blo, bhi = self.balanced_selectivity_ci
+                lines.append(
+                    f"balanced selectivity: {self.balanced_selectivity:+.3f} "
+                    f"[95% CI {blo:+.3f}, {bhi:+.3f}]"
+                )
         if self.mutual_info:
             lines.append(
                 "mutual information of the probe's 1-D projection with the label: "
                 f"{self.mutual_info['mi']:.3f} nats "
                 f"(shuffled labels: {self.mutual_info['mi_shuffled']:.3f})"
             )
+        if self.interval:
+            lines.append(self.interval)
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -147,8 +208,14 @@ class LayerProbeReport(WidgetDisplay):
                 row["shuffled"] = r.permutation["null_mean"]
             for c in r.controls.values():
                 row[c.name] = c.accuracy
+                if r.imbalanced and c.balanced_accuracy is not None:
+                    row[f"{c.name} (balanced)"] = c.balanced_accuracy
             if r.selectivity is not None:
                 row["selectivity"] = r.selectivity
+                if r.selectivity_ci is not None:
+                    row["selectivity_ci_low"], row["selectivity_ci_high"] = r.selectivity_ci
+                if r.imbalanced and r.balanced_selectivity is not None:
+                    row["selectivity (balanced)"] = r.balanced_selectivity
             row.update(
                 {
                     "majority": r.chance.majority,

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import Any, get_origin
 
 from ..core import records
-from ..core.records import LedgerEntry, ProbeRecord, StatTestRecord
+from ..core.records import (
+    AblationRecord,
+    LedgerEntry,
+    PatchRecord,
+    ProbeRecord,
+    StatTestRecord,
+)
 from .notebook import NotebookError
 
 
@@ -65,7 +71,7 @@ def _empty(annotation: Any) -> Any:
 def p_values(entry: LedgerEntry) -> tuple[int, bool]:
     """Return how many p-values an entry reports, and whether they were corrected."""
     record = entry.record
-    if isinstance(record, (ProbeRecord, StatTestRecord)):
+    if isinstance(record, (ProbeRecord, StatTestRecord, PatchRecord, AblationRecord)):
         return record.p_values, record.corrected
     # A kind with no record here (an older "test" entry) may still report p-values; the count
     # is validated as a record's would be (clean_entry checks only the fields records declare).

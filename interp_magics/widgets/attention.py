@@ -20,6 +20,7 @@ from ..attention import AttentionInputError, AttentionPatterns, entropy
 from . import colors
 from .base import FallbackWidget
 from .encoding import pooled_pad, quantize, thumbnail_size, thumbnails
+from .labels import LITERAL_TEXT
 
 
 class AttentionView(FallbackWidget):
@@ -317,8 +318,9 @@ class AttentionView(FallbackWidget):
         )
         if seq <= 40:
             toks = [t if len(t) <= 12 else t[:11] + "…" for t in data.tokens[self.batch_index]]
-            ax_detail.set_xticks(range(seq), toks, rotation=90, fontsize=7)
-            ax_detail.set_yticks(range(seq), toks, fontsize=7)
+            # Tokens are data: "$$" or "${{x}}$" must not be parsed as math.
+            ax_detail.set_xticks(range(seq), toks, rotation=90, fontsize=7, **LITERAL_TEXT)
+            ax_detail.set_yticks(range(seq), toks, fontsize=7, **LITERAL_TEXT)
         fig.colorbar(image, ax=ax_detail, fraction=0.046, pad=0.04, label="attention weight")
         buf = io.BytesIO()
         fig.savefig(buf, format="png")

@@ -1,8 +1,10 @@
 """PatchingHeatmap: the heatmap of a patching or ablation result.
 
 Cells are coloured on a diverging scale centred on 0 (from one matplotlib colormap, the same
-for the live view and the PNG), with a legend. Values travel as float32 bytes; the per-example
-values of the clicked cell are sent when it is clicked. ``heatmap.selected`` follows clicks.
+for the live view and the PNG), with a legend. Cells whose corrected test is not significant are
+hatched, in the live view and in the PNG; the hover readout gives each cell's interval and
+corrected p-value. Values travel as float32 bytes; the per-example values of the clicked cell
+are sent when it is clicked. ``heatmap.selected`` follows clicks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import traitlets
 
 from . import colors
 from .base import FallbackWidget
+from .labels import literal
 
 if TYPE_CHECKING:
     from ..patching import PatchResult
@@ -24,6 +27,10 @@ if TYPE_CHECKING:
 
 def _f32(t: torch.Tensor) -> bytes:
     return t.detach().float().contiguous().numpy().astype(np.float32).tobytes()
+
+
+def _u8(t: torch.Tensor) -> bytes:
+    return t.detach().contiguous().numpy().astype(np.uint8).tobytes()
 
 
 class PatchingHeatmap(FallbackWidget):
@@ -38,6 +45,10 @@ class PatchingHeatmap(FallbackWidget):
     clean_values = traitlets.Bytes().tag(sync=True)
     corrupt_values = traitlets.Bytes().tag(sync=True)
     cell_values = traitlets.Bytes().tag(sync=True)
+    ci_low = traitlets.Bytes().tag(sync=True)  # float32 per cell, or empty
+    ci_high = traitlets.Bytes().tag(sync=True)
+    p_corrected = traitlets.Bytes().tag(sync=True)
+    significant = traitlets.Bytes().tag(sync=True)  # one byte (0 or 1) per cell, or empty
     selected = traitlets.List(traitlets.Int()).tag(sync=True)
     slice_index = traitlets.Int(0).tag(sync=True)
 
@@ -69,8 +80,12 @@ class PatchingHeatmap(FallbackWidget):
             "clean": result.clean_baseline,
             "corrupt": result.corrupt_baseline,
             "batch": int(result.per_example.shape[-1]),
-            "notes": list(result.notes)
+            "notes": ([result.stats_note] if result.stats_note else [])
+            + list(result.notes)
             + ([result.verification["summary"]] if result.verification else []),
+            "alpha": result.alpha,
+            "correction": result.correction,
+            "level": 1 - result.alpha,
         }
         super().__init__(
             meta=meta,
@@ -81,6 +96,10 @@ class PatchingHeatmap(FallbackWidget):
             corrupt_values=b""
             if result.corrupt_per_example is None
             else _f32(result.corrupt_per_example),
+            ci_low=_f32(result.ci_low) if result.ci_low is not None else b"",
+            ci_high=_f32(result.ci_high) if result.ci_high is not None else b"",
+            p_corrected=_f32(result.p_corrected) if result.p_corrected is not None else b"",
+            significant=_u8(result.significant) if result.significant is not None else b"",
             slice_index=slice_index,
         )
 
@@ -122,8 +141,9 @@ class PatchingHeatmap(FallbackWidget):
     def fallback_text(self) -> str:
         return self.result.describe()
 
-    def _plane(self) -> np.ndarray:
-        v = self.result.values
+    def _plane(self, v: torch.Tensor | None = None) -> np.ndarray:
+        """Return the 2-D plane on show of ``v`` (default: the values)."""
+        v = self.result.values if v is None else v
         if v.ndim == 1:
             return v[:, None].numpy()
         if v.ndim == 3:
@@ -164,13 +184,14 @@ class PatchingHeatmap(FallbackWidget):
             step = max(1, cols // 40)
             ax.set_xticks(
                 range(0, cols, step),
-                [_short(ticks[i]) for i in range(0, cols, step)],
+                [literal(_short(ticks[i])) for i in range(0, cols, step)],
                 rotation=90 if col_axis == "pos" else 0,
                 fontsize=7,
             )
             ax.set_xlabel(col_axis)
         else:
             ax.set_xticks([])
+        hatched = self._hatch_not_significant(ax, plane.shape)
         if rows * cols <= 150:
             for (i, j), v in np.ndenumerate(plane):
                 ax.text(
@@ -188,11 +209,33 @@ class PatchingHeatmap(FallbackWidget):
             + (f", corrupted {r.corrupt_baseline:.3g}" if r.corrupt_baseline is not None else ""),
             fontsize=9,
         )
+        if hatched:
+            ax.set_xlabel(
+                (ax.get_xlabel() + "\n" if col_axis else "")
+                + f"hatched: not significant ({r.correction} corrected, alpha {r.alpha:g})",
+                fontsize=7,
+            )
         label = ("normalised " if r.normalised else "") + r.metric
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.08)  # titles never cut
         return buf.getvalue()
+
+    def _hatch_not_significant(self, ax: Any, shape: tuple[int, ...]) -> int:
+        """Hatch the cells whose corrected test is not significant; return how many."""
+        from matplotlib.patches import Rectangle
+
+        if self.result.significant is None:
+            return 0
+        sig = self._plane(self.result.significant).reshape(shape)
+        count = 0
+        for (i, j), ok in np.ndenumerate(sig):
+            if not ok:
+                count += 1
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, color="0.45")
+                )
+        return count
 
     def fallback_html(self, png: bytes | None = None) -> str:
         base = super().fallback_html(png)

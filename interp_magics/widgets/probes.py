@@ -14,6 +14,7 @@ import traitlets
 
 from . import colors
 from .base import FallbackWidget
+from .labels import literal
 
 if TYPE_CHECKING:
     from ..probes import LayerProbeReport, ProbeReport
@@ -24,6 +25,13 @@ def _num(x: Any) -> float | None:
         return None
     value = float(x)
     return value if np.isfinite(value) else None
+
+
+def _selectivity(r: ProbeReport) -> str:
+    ci = r.selectivity_ci
+    return f"selectivity {r.selectivity:+.3f}" + (
+        f" [95% CI {ci[0]:+.3f}, {ci[1]:+.3f}]" if ci is not None else ""
+    )
 
 
 class ProbePanel(FallbackWidget):
@@ -90,8 +98,13 @@ class ProbePanel(FallbackWidget):
                     f"({r.permutation['n']} permutations)"
                     if r.permutation
                     else "",
-                    f"binomial test vs majority class p = {r.binomial_p:.4g}",
-                    *([f"selectivity {r.selectivity:+.3f}"] if r.selectivity is not None else []),
+                    f"binomial test vs majority class p = {r.binomial_p:.4g}"
+                    if np.isfinite(r.binomial_p)
+                    else "no binomial test (examples are not independent)"
+                    if r.grouped
+                    else "",
+                    *([_selectivity(r)] if r.selectivity is not None else []),
+                    *([r.interval] if r.interval else []),
                     *r.notes,
                 ],
             }
@@ -160,7 +173,7 @@ class ProbePanel(FallbackWidget):
                 ax.text(  # past the whisker, so the number stays readable
                     min(right + 0.015, 0.93), y, f"{b['value']:.3f}", va="center", fontsize=8
                 )
-            ax.set_yticks(ys, [b["name"] for b in bars], fontsize=8)
+            ax.set_yticks(ys, [literal(b["name"]) for b in bars], fontsize=8)
             ax.set_xlim(0, 1)
             ax.axvline(
                 d["majority"], color="grey", ls="--", lw=1, label=f"majority {d['majority']:.3f}"
@@ -188,7 +201,7 @@ class ProbePanel(FallbackWidget):
             ax.axhline(d["majority"], color="grey", ls="--", lw=1, label="majority")
             ax.set_xticks(
                 x,
-                [lbl if len(lbl) <= 16 else "…" + lbl[-15:] for lbl in d["layers"]],
+                [literal(lbl if len(lbl) <= 16 else "…" + lbl[-15:]) for lbl in d["layers"]],
                 rotation=45,
                 fontsize=7,
                 ha="right",

@@ -92,6 +92,9 @@ export interface IPatchRecord extends ILedgerContext {
   cells: number;
   verified: number;
   normalised: boolean;
+  p_values: number;
+  corrected: boolean;
+  correction: string | null;
 }
 
 export interface IAblationRecord extends ILedgerContext {
@@ -101,6 +104,9 @@ export interface IAblationRecord extends ILedgerContext {
   by: string[];
   metric: string;
   cells: number;
+  p_values: number;
+  corrected: boolean;
+  correction: string | null;
 }
 
 export interface IProbeRecord extends ILedgerContext {

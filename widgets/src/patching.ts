@@ -26,6 +26,8 @@ import {
   label,
   meta,
   plane,
+  planeOf,
+  toRaw,
   vmax,
   where,
   type PatchingDom,
@@ -77,6 +79,7 @@ function draw(v: View): void {
   const top = vmax(p.values.map(x => x - c0));
   if (ctx) {
     paintCells(ctx, p, cell, c0, top, bytes(v.model.get('lut')));
+    paintNotSignificant(v, ctx, p, cell);
     paintMarks(v, ctx, cell);
   }
   drawLabels(v, p, cell);
@@ -112,6 +115,33 @@ function paintCells(
         ctx.textBaseline = 'middle';
         ctx.fillText(fmt(x, 2), c * cell + cell / 2, r * cell + cell / 2);
       }
+    }
+  }
+}
+
+/** Hatch the cells whose corrected test is not significant (no claim should rest on them). */
+function paintNotSignificant(v: View, ctx: CanvasRenderingContext2D, p: Plane, cell: number): void {
+  const sig = planeOf(v, bytes(v.model.get('significant')));
+  if (sig.length === 0) return;
+  const ink = 'rgba(90, 90, 90, 0.6)';
+  for (let r = 0; r < p.rows; r++) {
+    for (let c = 0; c < p.cols; c++) {
+      if (sig[r * p.cols + c]) continue;
+      const x = c * cell;
+      const y = r * cell;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(x, y, cell, cell);
+      ctx.clip();
+      ctx.strokeStyle = ink;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let k = -cell; k < cell; k += 6) {
+        ctx.moveTo(x + k, y + cell);
+        ctx.lineTo(x + k + cell, y);
+      }
+      ctx.stroke();
+      ctx.restore();
     }
   }
 }
@@ -204,7 +234,26 @@ function describe(v: View, r: number, c: number): void {
   const p = plane(v);
   const x = p.values[r * p.cols + c];
   const name = v.showRaw ? m.metric : m.value_name;
-  live.textContent = `${where(v, p, r, c)}: ${name} ${fmt(x, 5)}`;
+  let text = `${where(v, p, r, c)}: ${name} ${fmt(x, 5)}`;
+  const lows = planeOf(v, floats(v.model.get('ci_low')));
+  const highs = planeOf(v, floats(v.model.get('ci_high')));
+  const ps = planeOf(v, floats(v.model.get('p_corrected')));
+  const sig = planeOf(v, bytes(v.model.get('significant')));
+  const i = r * p.cols + c;
+  if (lows.length && highs.length) {
+    const scale = (y: number): number => (v.showRaw ? toRaw(v, y) : y);
+    const [lo, hi] = [scale(lows[i]), scale(highs[i])].sort((a, b) => a - b);
+    const level = Math.round((m.level ?? 0.95) * 100);
+    text += ` · ${level}% CI [${fmt(lo, 4)}, ${fmt(hi, 4)}]`;
+    live.dataset.ciLow = String(lo);
+    live.dataset.ciHigh = String(hi);
+  }
+  if (ps.length) {
+    const ok = sig.length ? sig[i] === 1 : ps[i] < (m.alpha ?? 0.05);
+    text += ` · p (${m.correction ?? 'corrected'}) ${fmt(ps[i], 3)}${ok ? '' : ', not significant'}`;
+    live.dataset.significant = ok ? 'true' : 'false';
+  }
+  live.textContent = text;
   live.dataset.value = String(x);
   live.dataset.cell = `${r}/${c}`;
 }

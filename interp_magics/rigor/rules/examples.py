@@ -21,6 +21,8 @@ ABOUT_THE_MODEL = re.compile(
     r"encod\w{0,5}|it learns?)\b",
     re.I,
 )
+#: General wording that is about the model's inputs by itself ("holds for all inputs").
+ABOUT_INPUTS = re.compile(r"every |all |the model", re.I)
 #: Wording that imagines rather than states ("we might want to see that it consistently ...").
 HYPOTHETICAL = re.compile(r"\b(?:might|would|could|want to|wish|hope to|ideally)\b", re.I)
 TOP_K_CALLS = ("topk", "nlargest", "argsort", "most_common")
@@ -55,7 +57,8 @@ def claims_from_picked_examples(ctx: Context) -> list[Hit]:
     about = (
         c
         for c in ctx.claims(GENERALISING)
-        if ABOUT_THE_MODEL.search(c.sentence) and not HYPOTHETICAL.search(c.sentence)
+        if (ABOUT_INPUTS.match(c.match.group(0)) or ABOUT_THE_MODEL.search(c.sentence))
+        and not HYPOTHETICAL.search(c.sentence)
     )
     if claim := next(about, None):
         word = claim.match.group(0)

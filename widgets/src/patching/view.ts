@@ -16,6 +16,10 @@ export interface PatchingTraits {
   clean_values: DataView; // float32 per example
   corrupt_values: DataView; // float32 per example, or empty
   cell_values: DataView; // float32 per example at the selected cell
+  ci_low: DataView; // float32 per cell: the interval of the value, or empty
+  ci_high: DataView;
+  p_corrected: DataView; // float32 per cell: the test of no effect, corrected across the sweep
+  significant: DataView; // one byte (0 or 1) per cell, or empty
   selected: number[]; // [row, column] on show, or empty
   slice_index: number; // the middle axis' index of a 3-axis result
 }
@@ -32,6 +36,9 @@ interface Meta {
   corrupt: number | null;
   batch: number;
   notes: string[];
+  alpha?: number;
+  correction?: string;
+  level?: number;
 }
 
 /** The 2-D plane on show: rows along the first axis, columns along the last. */
@@ -93,6 +100,29 @@ export function plane(v: View): Plane {
     out.set(all.subarray((r * mid + s) * cols, (r * mid + s + 1) * cols), r * cols);
   }
   return { rows, cols, rowAxis, colAxis, values: out };
+}
+
+/** Return the per-cell statistics of the plane on show, in the plane's order (empty if none). */
+export function planeOf(v: View, all: Float32Array | Uint8Array): Float32Array {
+  const m = meta(v);
+  if (all.length === 0) return new Float32Array(0);
+  const rows = m.shape[0];
+  if (m.axes.length < 3) return Float32Array.from(all);
+  const cols = m.shape[m.shape.length - 1];
+  const mid = m.shape[1];
+  const s = v.model.get('slice_index');
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[r * cols + c] = all[(r * mid + s) * cols + c];
+  }
+  return out;
+}
+
+/** Return the raw metric for a value of the result (the toggle shows raw values). */
+export function toRaw(v: View, x: number): number {
+  const m = meta(v);
+  if (m.normalised && m.corrupt !== null) return m.corrupt + x * (m.clean - m.corrupt);
+  return x + (m.corrupt ?? m.clean);
 }
 
 /** Return the largest finite |value| (1 when there is none): the half-width of the colour scale. */
