@@ -775,3 +775,12 @@ def test_control_features_reach_every_layer(sentences):
     )
     accs = [rep.controls["bag of words"].accuracy for rep in r.reports]
     assert len(accs) == 6 and len(set(accs)) == 1  # the same features, compared with every layer
+
+
+def test_a_position_beyond_the_sequence_says_which_positions_exist(sentences):
+    _, enc, acts, labels = sentences
+    length = enc["input_ids"].shape[1]
+    with pytest.raises(ProbeError, match=rf"position 50 is outside the {length} positions"):
+        probes.probe_layers(acts, labels, position=50, n_permutations=9, progress=False)
+    report = probes.probe_layers(acts, labels, position=-length, n_permutations=9, progress=False)
+    assert len(report.to_dataframe()) == len(acts.match("resid_post.*"))

@@ -25,21 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..stats import CORRECTIONS as MULTIPLETESTS
+
 #: The default sweep-wide correction: the max-|t| sign-flip null over every tested cell.
 MAX_T = "max-t"
 #: Corrections by name: max-t, "none", or a method of statsmodels' multipletests.
-MULTIPLETESTS = (
-    "bonferroni",
-    "sidak",
-    "holm-sidak",
-    "holm",
-    "simes-hochberg",
-    "hommel",
-    "fdr_bh",
-    "fdr_by",
-    "fdr_tsbh",
-    "fdr_tsbky",
-)
 CORRECTIONS = (MAX_T, "none", *MULTIPLETESTS)
 
 #: Changes smaller than this fraction of the metric's scale are float rounding, not effects.

@@ -347,5 +347,12 @@ def _reduce(t: torch.Tensor, position: int | str, mask: torch.Tensor | None) -> 
     if position == "first":
         return t[:, 0]
     if isinstance(position, int):
+        length = t.shape[1]
+        if not -length <= position < length:
+            raise ProbeError(
+                f"position {position} is outside the {length} positions of these activations "
+                f"(valid: {-length} to {length - 1}); use position='last' for each example's last "
+                "real token"
+            )
         return t[:, position]
     raise ProbeError(f"position must be 'last', 'first', 'mean' or an index, not {position!r}")
