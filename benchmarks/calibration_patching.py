@@ -24,32 +24,14 @@ Rows: setting, statistic, nominal, observed, n (simulations), and the binomial s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _uncertainty():  # type: ignore[no-untyped-def]
-    """Return the patching statistics module, loaded alone (numpy, scipy and statsmodels only).
-
-    Importing :mod:`interp_magics.patching` would load torch and the models, which the
-    statistics do not need.
-    """
-    path = Path(__file__).resolve().parent.parent / "interp_magics" / "patching" / "uncertainty.py"
-    spec = importlib.util.spec_from_file_location("patching_uncertainty", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-cell_stats = _uncertainty().cell_stats
+from interp_magics.patching.uncertainty import cell_stats
 
 CELLS = 24  # e.g. 3 layers x 8 positions
 EFFECT = 0.3
