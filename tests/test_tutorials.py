@@ -139,7 +139,8 @@ def test_patching_notebook_recovers_the_circuit_by_intervention(executed):
     assert "clean run predicts the run's last token: 1.0" in text
     assert f"head {toy.PREVIOUS_TOKEN_HEAD} restores most" in text
     assert "MLP output per layer:       [0. 0.]" in text  # the toy has no MLPs
-    assert "attribution checked on its top 5 cells by exact patching" in text
+    assert "attribution checked by exact patching; top 5 cells: signs agree on 100%" in text
+    assert "5 random cells: signs agree on" in text
 
 
 def test_probing_notebook_exposes_the_bad_probe(executed):
