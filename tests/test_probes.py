@@ -782,5 +782,20 @@ def test_a_position_beyond_the_sequence_says_which_positions_exist(sentences):
     length = enc["input_ids"].shape[1]
     with pytest.raises(ProbeError, match=rf"position 50 is outside the {length} positions"):
         probes.probe_layers(acts, labels, position=50, n_permutations=9, progress=False)
-    report = probes.probe_layers(acts, labels, position=-length, n_permutations=9, progress=False)
+    with pytest.warns(UserWarning, match="reads the same token"):  # [CLS] in every sequence
+        report = probes.probe_layers(
+            acts, labels, position=-length, n_permutations=9, progress=False
+        )
     assert len(report.to_dataframe()) == len(acts.match("resid_post.*"))
+
+
+def test_last_position_on_bert_batches_says_it_reads_the_separator(sentences):
+    _, _, acts, labels = sentences
+    with pytest.warns(UserWarning, match=r"reads the same token \(id 102\) in every sequence"):
+        probes.probe_layers(acts, labels, position="last", n_permutations=9, progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        probes.probe_layers(acts, labels, position="mean", n_permutations=9, progress=False)
+        probes.probe_layers(acts, labels, position=3, n_permutations=9, progress=False)

@@ -6,10 +6,12 @@ cross-validated fits with the permutation test, the controls, the report, one le
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from ..core import events
 from ..core.records import ProbeRecord, control_name
@@ -299,11 +301,13 @@ def probe_layers(
     if tokens is not None and kwargs.get("groups") is None:
         kwargs["groups"] = sentences  # each sentence in one fold
     examples = LayerExamples(position, mask, tokens)
+    if (model is None) != (inputs is None):
+        raise ProbeError("the random-init control needs both model= and inputs=")
+    if tokens is None:
+        _warn_if_one_token(position, cache.input_ids, mask)
     random_feats = None
     if model is not None and inputs is not None:
         random_feats = random_init_features(model, inputs, keys, seed=int(kwargs.get("seed", 0)))
-    elif (model is None) != (inputs is None):
-        raise ProbeError("the random-init control needs both model= and inputs=")
     # The caller's control features are the same examples' other representations: every layer
     # is compared with them.
     given = dict(kwargs.pop("control_features", None) or {})
@@ -340,3 +344,30 @@ def probe_layers(
         )
     )
     return LayerProbeReport(reports, keys, correction, alpha, p_raw, p_corr, reject)
+
+
+def _warn_if_one_token(position: int | str, ids: Any, mask: Any) -> None:
+    """Warn when ``position`` picks the same token in every sequence (``[SEP]`` for "last" in
+    BERT-family batches, ``<bos>`` for "first"): the probe then reads what attention wrote into
+    that token, not the words, which a reader should know."""
+    if position == "mean" or not isinstance(ids, torch.Tensor) or ids.ndim != 2 or len(ids) < 2:
+        return
+    length = ids.shape[1]
+    if position == "last":
+        m = torch.ones_like(ids) if mask is None else mask.to(ids.device)
+        index = (m * torch.arange(length, device=ids.device)).argmax(1)
+    elif position == "first":
+        index = torch.zeros(len(ids), dtype=torch.long)
+    elif isinstance(position, int) and -length <= position < length:
+        index = torch.full((len(ids),), position % length, dtype=torch.long)
+    else:
+        return
+    picked = ids[torch.arange(len(ids)), index.to(ids.device)]
+    if bool((picked == picked[0]).all()):
+        warnings.warn(
+            f"position={position!r} reads the same token (id {int(picked[0])}) in every sequence, "
+            "such as a separator ([SEP], </s>) or a start token: the probe reads what attention "
+            "wrote into that token, not the words themselves; use position='mean', the index of "
+            "the word you mean, or per-token labels for that",
+            stacklevel=3,
+        )
