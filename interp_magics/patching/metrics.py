@@ -232,6 +232,7 @@ class CallableMetric(Metric):
     reads_: Reads | None = field(default=None, init=False, repr=False)
     mask_: torch.Tensor | None = field(default=None, init=False, repr=False)
     shape_: tuple[int, int] = field(default=(0, 0), init=False, repr=False)  # (length, vocab)
+    with_mask_: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def reads_all_logits(self) -> bool:
@@ -289,7 +290,9 @@ class CallableMetric(Metric):
             logits = sparse_logits(logits, here, logits.shape[0], length, vocab)
         if rows_mask is None:
             rows_mask = torch.ones(logits.shape[:2], dtype=torch.long, device=logits.device)
-        out = call_metric(self.fn, logits, rows_mask, takes_mask(self.fn))
+        if self.with_mask_ is None:  # read the signature once, not once per patched block
+            self.with_mask_ = takes_mask(self.fn)
+        out = call_metric(self.fn, logits, rows_mask, self.with_mask_)
         if out.shape != (logits.shape[0],):
             raise MetricError(
                 f"the metric returned shape {tuple(out.shape)} for {logits.shape[0]} examples; "
