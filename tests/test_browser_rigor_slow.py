@@ -190,6 +190,8 @@ def test_the_panel_asks_again_when_the_server_is_busy(slow_lab, browser, artifac
         blocker.join(timeout=60)
         assert answer["code"] == 409 and answer["reply"]["status"] == "superseded"
         panel.locator('.im-finding[data-rule="CAU001"]').wait_for(timeout=60_000)
+        # findings can show while a check of the same notebook's later save is still running
+        panel.locator('.im-state[data-state="ready"]').wait_for(timeout=60_000)
         assert panel.locator(".im-state").get_attribute("data-state") == "ready"
     finally:
         page.close()
