@@ -774,6 +774,30 @@ def test_cell_stats_equal_brute_force_sign_flips_and_scipy_intervals():
     assert np.array_equal(mc.p, again.p)
 
 
+def test_skewed_changes_are_measured_and_named_in_the_summary():
+    import numpy as np
+    from scipy import stats
+
+    from interp_magics.patching.uncertainty import cell_stats, describe_stats, pooled_skewness
+
+    rng = np.random.default_rng(3)
+    skewed = rng.exponential(1.0, (24, 16)) - 1.0 + 0.9
+    normal = rng.standard_normal((24, 16)) + 0.9
+    # Pooled over cells: the mean of the per-cell biased skewness estimates (scaled by ddof=1 sd).
+    ref = np.mean([stats.skew(row) * (15 / 16) ** 1.5 for row in skewed])
+    assert pooled_skewness(skewed) == pytest.approx(ref, rel=1e-9)
+    s_skewed, s_normal = cell_stats(skewed, flips=999), cell_stats(normal, flips=999)
+    assert s_skewed.skewness > 0.5 and abs(s_normal.skewness) < 0.5
+    assert "skewed (pooled skewness +" in describe_stats(s_skewed, 16, 0.05)
+    assert "skewed" not in describe_stats(s_normal, 16, 0.05)
+    # No significant cell: nothing to warn about.
+    centred = rng.exponential(1.0, (4, 16))
+    null = cell_stats(centred - centred.mean(1, keepdims=True), flips=999)  # means exactly 0
+    assert abs(null.skewness) > 0.5 and not (null.p_corrected < 0.05).any()
+    assert "skewed" not in describe_stats(null, 16, 0.05)
+    assert pooled_skewness(np.zeros((3, 8))) == 0.0
+
+
 def _separating(model, clean, corrupt):
     """Answers per example whose logit difference is larger in the clean run than the corrupted."""
     with torch.no_grad():
