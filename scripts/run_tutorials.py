@@ -5,6 +5,9 @@
 
 The saved copies then read well on GitHub and nbviewer (widgets carry their static images).
 Widget state is not stored, so a static viewer shows those images rather than an empty widget.
+Each is saved with the kernelspec JupyterLab writes for the ``python3`` kernel (its name, display
+name and language, read from the kernelspec itself), so opening a tutorial in JupyterLab leaves
+it unmodified.
 Prints each notebook's run time and saved size, and fails when a cell errors or a saved copy
 is over 2 MB.
 """
@@ -22,14 +25,31 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 2 * 2**20
 
 
+KERNEL = "python3"
+
+
+def lab_kernelspec(name: str = KERNEL) -> dict[str, str]:
+    """Return the ``kernelspec`` metadata JupyterLab writes when it starts kernel ``name``.
+
+    JupyterLab 4 sets ``{name, display_name, language}`` from the server's kernelspec on every
+    kernel start (``NotebookPanel._updateSpec``) and marks the notebook modified when the saved
+    value differs, so a tutorial saved with anything else opens already modified.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(name)
+    return {"display_name": spec.display_name, "language": spec.language, "name": name}
+
+
 def run(path: Path) -> tuple[float, int]:
     """Return the run time and saved size of ``path`` after executing it in place."""
     nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = lab_kernelspec()
     start = time.perf_counter()
     NotebookClient(
         nb,
         timeout=900,
-        kernel_name="python3",
+        kernel_name=KERNEL,
         resources={"metadata": {"path": str(path.parent)}},
         store_widget_state=False,
     ).execute()

@@ -1,17 +1,28 @@
 """The Rigor and Activations sidebar panels in a real JupyterLab and Notebook 7, in Chromium.
 
 The lab runs the installed package: the prebuilt extension from share/jupyter/labextensions and
-the server extension enabled by the config the wheel ships.
+the server extension enabled by the config the wheel ships. Besides what the panels do, this
+checks how they read at JupyterLab's default sidebar width in the light and dark themes (no
+horizontal overflow, lines that break only between words or after a dot or underscore, text
+contrast from pixels), and that a kernel without the extension gets no comm that fails.
+(Past 400 lines: one JupyterLab session per test is the slow part, so related checks share it.)
 """
 
+import io
+import itertools
 import json
 import re
+from pathlib import Path
 
 import pytest
+from support.visual import DARK, LIGHT, overflow_px, pixel_contrast, set_theme
 
 from interp_magics import rigor
 
 pytestmark = pytest.mark.browser
+
+FLAWED = Path(__file__).parent.parent / "tutorials" / "examples" / "flawed_analysis.ipynb"
+AA = 4.5  # WCAG AA contrast for text
 
 EVIL = "<img src=x onerror=\"top['__xss']=1\">"  # no '.': torch module names cannot have one
 
@@ -105,6 +116,7 @@ def test_panels_in_jupyterlab(lab, browser, artifacts):
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    console = _console(page)
     try:
         page.goto(lab.url("lab/workspaces/t-panels/tree/panels.ipynb?reset"))
         page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
@@ -156,7 +168,9 @@ def test_panels_in_jupyterlab(lab, browser, artifacts):
         ignored = panel.locator('.im-finding[data-rule="PRB001"][data-suppressed=true]')
         ignored.wait_for(timeout=15_000)
         assert "exploratory pilot" in ignored.inner_text()
-        assert float(ignored.evaluate("r => getComputedStyle(r).opacity")) < 1
+        # marked by its dashed edge, not by fading its text
+        assert ignored.evaluate("r => getComputedStyle(r).borderLeftStyle") == "dashed"
+        assert float(ignored.evaluate("r => getComputedStyle(r).opacity")) == 1
         meta = _current(
             page,
             "nb.content.model.cells.get(nb.content.widgets.findIndex(c => c.model.id === 'probe-cell'))"
@@ -226,6 +240,8 @@ def test_panels_in_jupyterlab(lab, browser, artifacts):
         acts_panel.locator(".im-empty").wait_for(timeout=30_000)
         assert acts_panel.locator(".im-cache").count() == 0
         assert errors == []
+        # neither the first probe, the load, nor the restart opened a comm that failed
+        assert [m for m in console if "comm" in m.lower()] == []
     finally:
         page.close()
 
@@ -259,5 +275,281 @@ def test_panels_in_notebook7(lab, browser, artifacts):
         acts_panel = page.locator("#interp-magics-activations")
         acts_panel.locator('.im-state[data-state="not-loaded"]').wait_for(timeout=30_000)
         page.screenshot(path=str(artifacts / "panels-notebook7.png"))
+    finally:
+        page.close()
+
+
+# -- how the panels read at the default sidebar width ------------------------------------------
+
+LOAD_CELL = (
+    "%load_ext interp_magics\n"
+    "import torch\n"
+    "from interp_magics import capture\n"
+    "from interp_magics.testing import gpt2\n"
+    "model = gpt2()\n"
+    "with capture(model, ['resid_post', 'transformer.h.*.attn']) as residual_stream_activations:\n"
+    "    model(torch.randint(1, 90, (2, 8)))"
+)
+
+# The rendered lines of an element's text, from the position of each character.
+LINES_JS = """el => {
+  const lines = [];
+  let line = '', bottom = null;
+  const range = document.createRange();
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.data.length; i++) {
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const rects = range.getClientRects();
+      if (!rects.length) { line += node.data[i]; continue; }  // collapsed white space
+      const r = rects[rects.length - 1];
+      if (bottom !== null && r.top >= bottom - r.height / 3) { lines.push(line); line = ''; }
+      bottom = r.bottom;
+      line += node.data[i];
+    }
+  }
+  lines.push(line);
+  return lines;
+}"""
+
+# A line may end after white space, a hyphen or dash, or where dom.ts wrappable() puts a <wbr>.
+CLEAN_BREAK_AFTER = set(" \t\n-\u2013\u2014._/,(=")
+
+
+def _bad_breaks(locator) -> list[str]:
+    """Return each line break inside ``locator``'s elements that splits a word (``po|st``)."""
+    bad = []
+    for handle in locator.element_handles():
+        lines = handle.evaluate(LINES_JS)
+        for before, after in itertools.pairwise(lines):
+            if before and after and before[-1] not in CLEAN_BREAK_AFTER and not after[0].isspace():
+                bad.append(f"{before[-16:]}|{after[:16]}")
+    return bad
+
+
+def _console(page) -> list[str]:
+    """Return a list that fills with the page's console errors and warnings as they come."""
+    messages: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            messages.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None
+        ),
+    )
+    return messages
+
+
+def _contrasts(panel, selectors: list[str]) -> dict[str, float]:
+    """Return the lowest pixel contrast of the elements each selector finds inside ``panel``."""
+    worst = {}
+    for selector in selectors:
+        items = panel.locator(selector)
+        assert items.count(), f"nothing matches {selector}"
+        worst[selector] = round(min(pixel_contrast(items.nth(i)) for i in range(items.count())), 2)
+    return worst
+
+
+def _side_by_side(shots: list[bytes], path: Path) -> None:
+    """Save the screenshots ``shots`` next to each other as one PNG at ``path``."""
+    from PIL import Image
+
+    images = [Image.open(io.BytesIO(s)).convert("RGB") for s in shots]
+    out = Image.new(
+        "RGB",
+        (sum(i.width for i in images) + 8 * (len(images) - 1), max(i.height for i in images)),
+        "#888",
+    )
+    x = 0
+    for image in images:
+        out.paste(image, (x, 0))
+        x += image.width + 8
+    out.save(path)
+
+
+def test_panels_fit_the_default_sidebar_and_read_in_both_themes(lab, browser, artifacts):
+    nb = json.loads(FLAWED.read_text())
+    nb["cells"].insert(
+        1,
+        {
+            "cell_type": "code",
+            "id": "load",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": LOAD_CELL,
+        },
+    )
+    conclusions = next(c for c in nb["cells"] if c.get("id") == "conclusions")
+    conclusions["metadata"]["interp_magics"] = {
+        "ignore": [
+            {"rule": "EXM001", "reason": "the examples are random draws, see sample_sequences"}
+        ]
+    }
+    path = lab.root / "look.ipynb"
+    path.write_text(json.dumps(nb))
+    expected = {f.rule for f in rigor.check(path)}
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    console = _console(page)
+    measured: dict[str, dict[str, float]] = {}
+    try:
+        page.goto(lab.url("lab/workspaces/t-look/tree/look.ipynb?reset"))
+        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
+        from support.lab import run_cells
+
+        run_cells(page, 1)
+        _open_tab(page, "interp-magics-activations")
+        acts = page.locator("#interp-magics-activations")
+        cache = acts.locator('.im-cache[data-name="residual_stream_activations"]')
+        cache.wait_for(timeout=60_000)
+        cache.locator("summary .im-name").click()
+        assert cache.locator(".im-key").count() == 6  # 3 blocks x (resid_post, attn)
+        _open_tab(page, "interp-magics-rigor")
+        panel = page.locator("#interp-magics-rigor")
+        panel.locator('.im-state[data-state="ready"]').wait_for(timeout=60_000)
+        assert {
+            r
+            for r in panel.locator(".im-finding").evaluate_all("rs => rs.map(r => r.dataset.rule)")
+        } == expected
+        width = panel.evaluate("p => p.getBoundingClientRect().width")
+        assert width <= 260, f"the sidebar is {width} px wide, not JupyterLab's default"
+
+        for theme in (LIGHT, DARK):
+            name = "light" if theme == LIGHT else "dark"
+            set_theme(page, theme)
+            # -- Rigor: select a finding (as a click does), then measure every card ------------
+            _open_tab(page, "interp-magics-rigor")
+            panel.evaluate("p => { p.scrollTop = 0; }")
+            chosen = panel.locator('.im-finding[data-rule="CAU001"]')
+            chosen.locator(".im-where").click()
+            selected = panel.locator('.im-finding.im-selected[aria-current="true"]')
+            assert selected.count() == 1 and selected.get_attribute("data-rule") == "CAU001"
+            assert overflow_px(panel) == 0
+            cards = panel.locator(".im-finding")
+            assert [overflow_px(cards.nth(i)) for i in range(cards.count())] == [0] * cards.count()
+            texts = ".im-message, .im-fix, .im-reference, .im-reason, .im-rule-title, .im-notebook"
+            assert _bad_breaks(panel.locator(texts)) == []
+            measured[f"rigor-{name}"] = _contrasts(
+                panel,
+                [
+                    ".im-panel-title",
+                    ".im-count",
+                    ".im-notebook",
+                    ".im-state",
+                    ".im-severity",
+                    ".im-rule",
+                    ".im-finding .im-where",
+                    ".im-finding .im-message",
+                    ".im-finding .im-fix",
+                    ".im-finding .im-reference",
+                    ".im-suppressed .im-reason",
+                    ".im-ignore",
+                ],
+            )
+            measured[f"rigor-{name}"]["selected .im-fix"] = round(
+                pixel_contrast(selected.locator(".im-fix")), 2
+            )
+            # the reason form's placeholder, on the input's own background
+            form_card = panel.locator('.im-finding[data-rule="STA002"]')
+            form_card.locator(".im-ignore").click()
+            form_card.locator(".im-reason-input").evaluate("i => i.blur()")  # no focus ring
+            measured[f"rigor-{name}"][".im-reason-input placeholder"] = round(
+                pixel_contrast(form_card.locator(".im-reason-input")), 2
+            )
+            form_card.locator(".im-cancel").click()
+            panel.evaluate("p => { p.scrollTop = 0; }")
+            chosen.scroll_into_view_if_needed()
+            rigor_shot = panel.screenshot()
+            # -- Activations: the cache, its tensors and the model ------------------------------
+            _open_tab(page, "interp-magics-activations")
+            assert overflow_px(acts) == 0
+            boxes = acts.locator(".im-cache, .im-model")
+            assert [overflow_px(boxes.nth(i)) for i in range(boxes.count())] == [0] * boxes.count()
+            assert _bad_breaks(acts.locator(".im-name, .im-key, .im-meta, .im-notebook")) == []
+            measured[f"activations-{name}"] = _contrasts(
+                acts,
+                [
+                    ".im-panel-title",
+                    ".im-total",
+                    ".im-section",
+                    ".im-name",
+                    ".im-meta",
+                    ".im-bytes",
+                    ".im-entries th",
+                    ".im-key",
+                    ".im-grand-total",
+                    ".im-free",
+                ],
+            )
+            _side_by_side([rigor_shot, acts.screenshot()], artifacts / f"panels-{name}.png")
+
+        (artifacts / "panels-contrast.json").write_text(json.dumps(measured, indent=1))
+        low = {
+            f"{panel_}: {sel}": ratio
+            for panel_, ratios in measured.items()
+            for sel, ratio in ratios.items()
+            if ratio < AA
+        }
+        assert low == {}, f"text below {AA}:1 (all: {measured})"
+        assert [m for m in console if "comm" in m.lower()] == []
+    finally:
+        set_theme(page, LIGHT)
+        page.close()
+
+
+def test_a_kernel_without_the_extension_gets_no_failing_comm(lab, browser):
+    """The panels ask the kernel whether the extension is loaded before opening a comm."""
+    path = lab.root / "plain.ipynb"
+    nb = _notebook()
+    nb["cells"] = [
+        {
+            "cell_type": "code",
+            "id": "plain",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": "x = 1",
+        },
+        {
+            "cell_type": "code",
+            "id": "load",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": "%load_ext interp_magics",
+        },
+    ]
+    path.write_text(json.dumps(nb))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    console = _console(page)
+    try:
+        page.goto(lab.url("lab/workspaces/t-plain/tree/plain.ipynb?reset"))
+        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
+        page.wait_for_selector(
+            '.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=90_000
+        )
+        _open_tab(page, "interp-magics-activations")
+        acts = page.locator("#interp-magics-activations")
+        acts.locator('.im-state[data-state="not-loaded"]').wait_for(timeout=30_000)
+        page.wait_for_timeout(2000)  # the close of a failed comm would have come back by now
+        assert [m for m in console if "comm" in m.lower()] == []
+        # the probe ran no cell and imported nothing of interp-magics into the kernel
+        assert page.locator(".jp-InputPrompt").first.inner_text().strip() == "[ ]:"
+        printed = _kernel_print(
+            page,
+            "import sys; print(sorted(m for m in sys.modules if m.startswith('interp_magics')))",
+        )
+        assert printed.strip() == "[]"
+        from support.lab import run_cells
+
+        run_cells(page, 1)  # a cell without the extension: the panel still does not open a comm
+        page.wait_for_timeout(1000)
+        assert acts.locator(".im-state").get_attribute("data-state") == "not-loaded"
+        # the same kernel, once it loads the extension, is connected to
+        page.locator(".jp-CodeCell").nth(1).locator(".jp-InputPrompt").click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Enter")
+        acts.locator(".im-empty").wait_for(timeout=60_000)
+        assert [m for m in console if "comm" in m.lower()] == []
     finally:
         page.close()

@@ -5,7 +5,13 @@ import { build } from 'esbuild';
 import { mkdirSync, statSync } from 'node:fs';
 
 const out = '../interp_magics/widgets/static';
-const widgets = ['attention', 'patching', 'probes'];
+const all = ['attention', 'patching', 'probes'];
+// `node build.mjs patching` builds one widget; no argument builds every one.
+const asked = process.argv.slice(2);
+const unknown = asked.filter(name => !all.includes(name));
+if (unknown.length)
+  throw new Error(`unknown widget ${unknown.join(', ')}; choose from ${all.join(', ')}`);
+const widgets = asked.length ? asked : all;
 const kib = path => `${(statSync(path).size / 1024).toFixed(1)} KiB`;
 mkdirSync(out, { recursive: true });
 for (const name of widgets) {

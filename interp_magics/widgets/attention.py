@@ -10,7 +10,7 @@ by the exact float, asked of the kernel. Nothing travels as JSON lists of number
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from . import colors
 from .base import FallbackWidget
 from .encoding import pooled_pad, quantize, thumbnail_size, thumbnails
 from .labels import LITERAL_TEXT
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class AttentionView(FallbackWidget):
@@ -273,7 +276,8 @@ class AttentionView(FallbackWidget):
         lines.extend(self.data.notes)
         return "\n".join(lines)
 
-    def fallback_png(self) -> bytes:
+    def fallback_figure(self) -> Figure:
+        """Return the static picture: the overview of heads and the selected head, labelled."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -316,15 +320,32 @@ class AttentionView(FallbackWidget):
         ax_detail.set_title(
             f"layer {data.layers[layer]} head {head} (rows: query, columns: key)", fontsize=10
         )
-        if seq <= 40:
-            toks = [t if len(t) <= 12 else t[:11] + "…" for t in data.tokens[self.batch_index]]
-            # Tokens are data: "$$" or "${{x}}$" must not be parsed as math.
-            ax_detail.set_xticks(range(seq), toks, rotation=90, fontsize=7, **LITERAL_TEXT)
-            ax_detail.set_yticks(range(seq), toks, fontsize=7, **LITERAL_TEXT)
+        # Token labels at any length: every k-th one when there are more than fit (never none).
+        labelled = token_ticks(seq)
+        toks = [data.tokens[self.batch_index][i] for i in labelled]
+        toks = [t if len(t) <= 12 else t[:11] + "…" for t in toks]
+        # Tokens are data: "$$" or "${{x}}$" must not be parsed as math.
+        ax_detail.set_xticks(labelled, toks, rotation=90, fontsize=7, **LITERAL_TEXT)
+        ax_detail.set_yticks(labelled, toks, fontsize=7, **LITERAL_TEXT)
+        ax_detail.set_xlabel("key")
+        ax_detail.set_ylabel("query")
         fig.colorbar(image, ax=ax_detail, fraction=0.046, pad=0.04, label="attention weight")
+        return fig
+
+    def fallback_png(self) -> bytes:
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        self.fallback_figure().savefig(buf, format="png")
         return buf.getvalue()
+
+
+#: The static picture's detail has room for about this many token labels on each axis.
+STATIC_LABELS = 40
+
+
+def token_ticks(length: int, room: int = STATIC_LABELS) -> list[int]:
+    """Return the positions that get a token label: every k-th, k as small as fits ``room``."""
+    step = max(1, -(-length // room))
+    return list(range(0, length, step))
 
 
 def _check_index(name: str, value: int, limit: int) -> None:

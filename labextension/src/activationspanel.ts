@@ -3,7 +3,7 @@
  * notebook in focus holds, with their sizes, and a button that frees a cache in the kernel.
  */
 
-import { h, setTabData } from './dom';
+import { h, setTabData, wrappable } from './dom';
 import { KernelLink } from './kernel';
 import { formatBytes, ICacheSummary, IModelSummary } from './protocol';
 import { SessionPanel } from './sessionpanel';
@@ -134,7 +134,7 @@ export class ActivationsPanel extends SessionPanel {
       h(
         'tr',
         {},
-        h('td', { className: 'im-key' }, e.key),
+        h('td', { className: 'im-key' }, wrappable(e.key)),
         h('td', {}, `[${e.shape.join(', ')}]`),
         h('td', {}, e.dtype),
         h('td', { className: 'im-num' }, formatBytes(e.bytes))
@@ -146,11 +146,13 @@ export class ActivationsPanel extends SessionPanel {
       h(
         'summary',
         {},
-        h('span', { className: 'im-name' }, cache.name),
+        h('span', { className: 'im-name' }, wrappable(cache.name)),
         h(
           'span',
           { className: 'im-meta' },
-          `${cache.tensors} tensors · ${cache.dtypes.join(', ')} · ${cache.devices.join(', ')}`
+          wrappable(
+            `${cache.tensors} tensors · ${cache.dtypes.join(', ')} · ${cache.devices.join(', ')}`
+          )
         ),
         h('span', { className: 'im-bytes' }, formatBytes(cache.bytes)),
         h(
@@ -208,11 +210,13 @@ export class ActivationsPanel extends SessionPanel {
     return h(
       'div',
       { className: 'im-model', 'data-name': model.name },
-      h('span', { className: 'im-name' }, model.name),
+      h('span', { className: 'im-name' }, wrappable(model.name)),
       h(
         'span',
         { className: 'im-meta' },
-        `${model.class} · ${model.parameters.toLocaleString()} parameters · ${model.dtype} · ${model.device}`
+        wrappable(
+          `${model.class} · ${model.parameters.toLocaleString()} parameters · ${model.dtype} · ${model.device}`
+        )
       ),
       h('span', { className: 'im-bytes' }, formatBytes(model.bytes))
     );

@@ -35,6 +35,46 @@ export function h(tag: string, attrs: IAttrs = {}, ...children: Child[]): HTMLEl
   return el;
 }
 
+/** Characters after which a long token may wrap: dots and underscores of names, slashes of paths. */
+const BREAK_AFTER = /([._/,(=])/;
+
+/** Tokens at least this long get break opportunities; shorter ones ("e.g.", "0.93") stay whole. */
+const LONG_TOKEN = 12;
+
+/**
+ * Return `text` as text nodes with a `<wbr>` after each `.`, `_`, `/`, `,`, `(` or `=` inside
+ * tokens of 12 characters or more, so that module paths, cache keys and code in a fix wrap at
+ * those boundaries (`resid_` / `post.0`, never `resid_po` / `st.0`) in a narrow sidebar. Words
+ * still wrap at spaces; `<wbr>` adds no characters, so the element's text is `text` unchanged.
+ */
+export function wrappable(text: string): DocumentFragment {
+  const fragment = document.createDocumentFragment();
+  for (const part of text.split(/(\s+)/)) {
+    if (part.length < LONG_TOKEN || /^\s+$/.test(part)) {
+      fragment.append(document.createTextNode(part));
+      continue;
+    }
+    const pieces = part.split(BREAK_AFTER);
+    // split with a capture group alternates piece, separator, piece, ...: break after each
+    // separator, except where a line would end in a lone `(` or start with a short tail, so
+    // `resid_post.0` wraps as `resid_` / `post.0`, keeping the layer index with its site
+    let run = '';
+    let done = 0;
+    for (let i = 0; i < pieces.length; i += 2) {
+      run += pieces[i] + (pieces[i + 1] ?? '');
+      if (run.length >= 3 && part.length - done - run.length >= 3) {
+        fragment.append(document.createTextNode(run), document.createElement('wbr'));
+        done += run.length;
+        run = '';
+      }
+    }
+    if (run) {
+      fragment.append(document.createTextNode(run));
+    }
+  }
+  return fragment;
+}
+
 /**
  * Set one `data-*` attribute of a widget's side tab, keeping the others.
  *

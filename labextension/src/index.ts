@@ -4,12 +4,18 @@
  * plugin runs in Notebook 7 (View > Right Sidebar) and is a no-op where there are no notebooks.
  */
 
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ILabShell,
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { ActivationsPanel } from './activationspanel';
-import { RigorPanel } from './rigorpanel';
+import { ActivationsPanel, ACTIVATIONS_PANEL_ID } from './activationspanel';
+import { Companions } from './beside';
+import { RigorPanel, RIGOR_PANEL_ID } from './rigorpanel';
 import { Sessions } from './sessions';
 
 const rigorIcon = new LabIcon({
@@ -31,11 +37,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Sidebar panels for rigor findings and the kernel’s activation caches.',
   autoStart: true,
   requires: [],
-  optional: [INotebookTracker, ILayoutRestorer],
+  optional: [INotebookTracker, ILayoutRestorer, ILabShell],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    labShell: ILabShell | null
   ) => {
     if (!tracker) {
       return; // an app without notebooks (e.g. a viewer): nothing to show
@@ -50,6 +57,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       restorer.add(rigor, rigor.id);
       restorer.add(activations, activations.id);
+    }
+    if (labShell) {
+      // Splits exist in JupyterLab's shell only (Notebook 7 opens one document per tab).
+      new Companions(app, tracker, {
+        rigor: RIGOR_PANEL_ID,
+        activations: ACTIVATIONS_PANEL_ID
+      });
     }
   }
 };

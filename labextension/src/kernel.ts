@@ -3,6 +3,11 @@
  * extension registers. The kernel pushes a snapshot (caches, models, ledger facts) after each
  * cell; the panel never runs code in the kernel except on an explicit user action, or the one
  * silent `user_expressions` request per execution used when this connection cannot open comms.
+ *
+ * Before opening the comm the link asks whether the target is registered (`PROBE_EXPRESSION`,
+ * a silent request). Opening a comm to a kernel without the target fails loudly: the kernel
+ * logs "No such comm target registered" and closes it, and the page logs "Comm not found" for
+ * the close when the comm was already let go. Asking first opens no comm that can fail.
  */
 
 import { ISessionContext } from '@jupyterlab/apputils';
@@ -31,6 +36,27 @@ export type KernelState =
   | 'error';
 
 const SNAPSHOT_EXPRESSION = "__import__('interp_magics.jupyter').jupyter.snapshot_display()";
+
+/**
+ * Whether the kernel registered the comm target, evaluated as a silent user expression: no cell
+ * runs (no execution count, no run-cell events, no history) and nothing is imported that an
+ * IPython kernel has not imported already (ipykernel wires the `comm` package at start), so a
+ * kernel that never loaded interp-magics answers `False` without loading any of it.
+ */
+export const PROBE_EXPRESSION = `'${COMM_TARGET}' in getattr(__import__('comm').get_comm_manager(), 'targets', {})`;
+
+/** What the probe learnt: loaded, not loaded, or no answer (a kernel that cannot evaluate it). */
+export type ProbeResult = 'loaded' | 'not-loaded' | 'unknown';
+
+/** Return what a `user_expressions` result of PROBE_EXPRESSION says. */
+export function probeResult(expr: unknown): ProbeResult {
+  const e = expr as { status?: string; data?: Record<string, unknown> } | undefined;
+  if (!e || e.status !== 'ok' || !e.data) {
+    return 'unknown';
+  }
+  const text = String(e.data['text/plain'] ?? '').trim();
+  return text === 'True' ? 'loaded' : text === 'False' ? 'not-loaded' : 'unknown';
+}
 
 export class KernelLink implements IDisposable {
   constructor(sessionContext: ISessionContext) {
@@ -133,6 +159,7 @@ export class KernelLink implements IDisposable {
     if (this._disposed) {
       return;
     }
+    const generation = ++this._generation;
     this._closeComm();
     this._snapshot = null;
     const kernel = this._context.session?.kernel;
@@ -150,6 +177,9 @@ export class KernelLink implements IDisposable {
     if (kernel !== this._context.session?.kernel || this._disposed) {
       return;
     }
+    if (generation !== this._generation) {
+      return; // a later bind (kernel change, restart) took over
+    }
     if (language.toLowerCase() !== 'python') {
       this._set(
         'not-python',
@@ -165,12 +195,29 @@ export class KernelLink implements IDisposable {
     if (!kernel || this._disposed) {
       return;
     }
+    const generation = ++this._generation;
     this._closeComm();
     if (!kernel.handleComms) {
       this._fallback = true;
       await this._pull();
       return;
     }
+    this._set('connecting', 'asking the kernel whether the extension is loaded');
+    const probe = await this._probe(kernel);
+    if (
+      generation !== this._generation ||
+      this._disposed ||
+      kernel !== this._context.session?.kernel
+    ) {
+      return; // another bind or open started meanwhile: it decides
+    }
+    if (probe === 'not-loaded') {
+      this._fallback = false;
+      this._snapshot = null;
+      this._set('not-loaded', this._notLoadedMessage());
+      return;
+    }
+    // 'unknown' (a kernel that cannot evaluate the probe): try the comm, as before probing.
     let comm: Kernel.IComm;
     try {
       comm = kernel.createComm(COMM_TARGET);
@@ -199,6 +246,27 @@ export class KernelLink implements IDisposable {
     } catch {
       this._comm = null;
       this._set('not-loaded', this._notLoadedMessage());
+    }
+  }
+
+  /** Ask the kernel, silently, whether the comm target is registered. */
+  private async _probe(kernel: Kernel.IKernelConnection): Promise<ProbeResult> {
+    try {
+      const future = kernel.requestExecute({
+        code: '',
+        silent: true,
+        store_history: false,
+        user_expressions: { loaded: PROBE_EXPRESSION }
+      });
+      this._ownRequests.add(future.msg.header.msg_id);
+      try {
+        const reply = await future.done;
+        return probeResult((reply.content as KernelMessage.IExecuteReply).user_expressions?.loaded);
+      } finally {
+        this._ownRequests.delete(future.msg.header.msg_id);
+      }
+    } catch {
+      return 'unknown'; // the kernel went away or refused: the comm decides
     }
   }
 
@@ -278,11 +346,13 @@ export class KernelLink implements IDisposable {
 
   private _onStatus(_: ISessionContext, status: Kernel.Status): void {
     if (status === 'restarting' || status === 'autorestarting') {
+      this._generation += 1; // a probe or open under way belongs to the kernel before
       this._closeComm();
       this._snapshot = null;
       this._restarted = true;
       this._set('restarting', 'the kernel is restarting: its caches and models are gone');
     } else if (status === 'dead') {
+      this._generation += 1;
       this._closeComm();
       this._snapshot = null;
       this._set('dead', 'the kernel died: restart it, then load the extension again');
@@ -355,6 +425,8 @@ export class KernelLink implements IDisposable {
   private _pulling = false;
   private _retry = false;
   private _disposed = false;
+  /** Counts binds and opens; an await that returns to an older one gives up. */
+  private _generation = 0;
   private _ownRequests = new Set<string>();
   private _changed = new Signal<this, void>(this);
 }

@@ -7,7 +7,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { h, setTabData } from './dom';
+import { h, setTabData, wrappable } from './dom';
 import { IFinding } from './protocol';
 import { RigorLink } from './rigor';
 import { SessionPanel } from './sessionpanel';
@@ -41,6 +41,7 @@ export class RigorPanel extends SessionPanel {
 
   protected onSessionChanged(): void {
     this._closeForm();
+    this._selected = null;
   }
 
   protected render(): void {
@@ -122,7 +123,7 @@ export class RigorPanel extends SessionPanel {
             { className: 'im-rule', 'data-rule-group': rule },
             h('span', { className: 'im-rule-id' }, rule),
             ' ',
-            h('span', { className: 'im-rule-title' }, ofRule[0].title ?? '')
+            h('span', { className: 'im-rule-title' }, wrappable(ofRule[0].title ?? ''))
           )
         );
         for (const finding of ofRule) {
@@ -136,25 +137,41 @@ export class RigorPanel extends SessionPanel {
   private _row(session: NotebookSession, f: IFinding): HTMLElement {
     const rigor = session.rigor;
     const key = `${f.rule}@${f.cell_id}:${f.line}`;
+    const selected = this._selected === key;
+    // The finding last jumped to stays marked (aria-current) after focus moves to its cell.
+    const jump = () => {
+      this._selected = key;
+      for (const other of this.node.querySelectorAll('.im-finding.im-selected')) {
+        other.classList.remove('im-selected');
+        other.removeAttribute('aria-current');
+      }
+      row.classList.add('im-selected');
+      row.setAttribute('aria-current', 'true');
+      void rigor.jump(f);
+    };
     const row = h(
       'div',
       {
-        className: `im-finding im-${f.severity}${f.suppressed ? ' im-suppressed' : ''}`,
+        className:
+          `im-finding im-${f.severity}` +
+          (f.suppressed ? ' im-suppressed' : '') +
+          (selected ? ' im-selected' : ''),
         role: 'listitem',
         tabindex: 0,
+        'aria-current': selected ? 'true' : undefined,
         'data-rule': f.rule,
         'data-cell-id': f.cell_id,
         'data-suppressed': f.suppressed ? 'true' : 'false',
         title: `Go to cell ${f.cell_index}, line ${f.line}`,
         onclick: (event: Event) => {
           if (!(event.target as HTMLElement).closest('a, button, input, form')) {
-            void rigor.jump(f);
+            jump();
           }
         },
         onkeydown: (event: Event) => {
           const e = event as KeyboardEvent;
           if (e.key === 'Enter' && e.target === row) {
-            void rigor.jump(f);
+            jump();
           }
         }
       },
@@ -165,19 +182,21 @@ export class RigorPanel extends SessionPanel {
         f.execution_count !== null ? ` · In[${f.execution_count}]` : '',
         f.source === 'ledger' ? ' · from the kernel’s ledger' : ''
       ),
-      h('div', { className: 'im-message' }, f.message),
-      h('div', { className: 'im-fix' }, h('b', {}, 'Fix: '), f.fix),
+      h('div', { className: 'im-message' }, wrappable(f.message)),
+      h('div', { className: 'im-fix' }, h('b', {}, 'Fix: '), wrappable(f.fix)),
       h(
         'div',
         { className: 'im-reference' },
         h('b', {}, 'See: '),
-        f.reference,
+        wrappable(f.reference),
         ' ',
         this._pageLink(f)
       )
     );
     if (f.suppressed) {
-      row.append(h('div', { className: 'im-reason' }, `Ignored: ${f.reason}`));
+      row.append(
+        h('div', { className: 'im-reason' }, h('b', {}, 'Ignored: '), wrappable(f.reason))
+      );
       if (rigor.ignoredInMetadata(f)) {
         row.append(
           h(
@@ -289,6 +308,7 @@ export class RigorPanel extends SessionPanel {
   }
 
   private _baseUrl = ServerConnection.makeSettings().baseUrl;
+  private _selected: string | null = null;
   private _editing: string | null = null;
   private _form: HTMLElement | null = null;
   private _focusForm = false;

@@ -7,7 +7,7 @@
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { Child, h } from './dom';
+import { Child, h, wrappable } from './dom';
 import { NotebookSession, Sessions } from './sessions';
 
 export interface IPanelOptions {
@@ -66,7 +66,7 @@ export abstract class SessionPanel extends Widget {
       body.append(h('p', { className: 'im-state', 'data-state': 'no-notebook' }, noNotebook));
     } else {
       body.append(
-        h('p', { className: 'im-notebook' }, this._session.panel.context.path),
+        h('p', { className: 'im-notebook' }, wrappable(this._session.panel.context.path)),
         ...content
       );
     }

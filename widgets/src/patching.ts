@@ -1,40 +1,47 @@
 // The patching heatmap: one cell per (layer, position) or (layer, head), diverging colours centred
-// on 0, token labels, hover values, click for the per-example values, raw / normalised toggle.
-// The data on show (the plane, its labels, its scale) is in patching/view.ts.
+// on 0 on one scale for the whole result, axis titles and a legend aligned with the grid, a
+// floating tooltip with the value, interval and test, click for the per-example values, a raw /
+// normalised toggle. It fits the output area's width (re-laid out when that changes) and redraws
+// in the theme's colours when the theme changes. The parts: patching/layout.ts (where things go),
+// scale.ts (the colour scale), paint.ts (the canvas), axes.ts and legend.ts (the text around it),
+// readout.ts (what a cell says), tables.ts, input.ts, resize.ts, view.ts (the data on show).
 
 import type { AnyWidget, RenderProps } from '@anywidget/types';
 import './patching.css';
-import { bytes, floats } from './lib/buffers';
-import { colorBar, sizeCanvas, themeColor } from './lib/canvas';
-import { cssColor, divergingIndex, inkFor } from './lib/colors';
+import { bytes } from './lib/buffers';
+import { sizeCanvas } from './lib/canvas';
+import { fmt, h, setPressed, texts, toggleButton, widgetHeader } from './lib/dom';
+import { sameCell, type Cell } from './lib/grid';
+import { themeInk, onThemeChange, type Ink } from './lib/theme';
+import { Tooltip } from './lib/tooltip';
 import {
-  fmt,
-  h,
-  placeColumn,
-  placeRow,
-  setPressed,
-  table,
-  texts,
-  toggleButton,
-  widgetHeader
-} from './lib/dom';
-import { attachGrid, type Cell } from './lib/grid';
+  highlightLabels,
+  LABEL_LINE_PX,
+  measurer,
+  placeAxes,
+  type AxesText
+} from './patching/axes';
+import { attachInput, cellCentre } from './patching/input';
+import { layout } from './patching/layout';
+import { drawScaleLegend, legendDom } from './patching/legend';
+import { paintCells, paintMarks, type Painting } from './patching/paint';
+import { describe, refreshReadouts } from './patching/readout';
+import { FALLBACK_WIDTH, NoResize, widthTracker } from './patching/resize';
+import { cellDecimals, scaleLimit } from './patching/scale';
+import { drawDetail, drawTable } from './patching/tables';
 import {
-  cellPx,
   centre,
-  geometry,
   label,
   meta,
   plane,
   planeOf,
-  toRaw,
-  vmax,
-  where,
   type PatchingDom,
   type PatchingTraits,
   type Plane,
   type View
 } from './patching/view';
+
+let views = 0;
 
 function buildDom(el: HTMLElement): PatchingDom {
   const root = h('div', 'im-patch');
@@ -44,248 +51,198 @@ function buildDom(el: HTMLElement): PatchingDom {
   const tableButton = toggleButton('im-patch-button', 'As table');
   const { header, title } = widgetHeader('im-patch', [sliceSelect, rawButton, tableButton]);
   const baselines = h('div', 'im-patch-baselines');
-  const wrap = h('div', 'im-patch-wrap');
-  const colLabels = h('div', 'im-patch-cols');
-  const rowLabels = h('div', 'im-patch-rows');
+  const box = h('div', 'im-patch-plotbox');
+  const plot = h('div', 'im-patch-plot', { 'data-role': 'plot' });
+  const yTitle = h('div', 'im-patch-ytitle', { 'data-role': 'y-title' });
+  const xTitle = h('div', 'im-patch-xtitle', { 'data-role': 'x-title' });
+  const colLabels = h('div', 'im-patch-cols', { 'data-role': 'col-labels' });
+  const rowLabels = h('div', 'im-patch-rows', { 'data-role': 'row-labels' });
   const canvas = h('canvas', 'im-patch-canvas', {
     tabindex: '0',
     role: 'application',
     'data-role': 'heatmap',
     'data-lm-suppress-shortcuts': 'true'
   });
-  wrap.append(colLabels, rowLabels, canvas);
-  const legend = h('div', 'im-patch-legend');
+  plot.append(yTitle, rowLabels, canvas, colLabels, xTitle);
+  box.appendChild(plot);
+  // When the plot scrolls (only when even 2-px cells do not fit), the y axis stays in view.
+  box.addEventListener('scroll', () => {
+    const shift = `translateX(${box.scrollLeft}px)`;
+    rowLabels.style.transform = shift;
+    yTitle.style.translate = `${box.scrollLeft}px 0`;
+  });
+  const legend = legendDom();
   const live = h('div', 'im-patch-live', { 'aria-live': 'polite', 'data-role': 'live' });
   const detail = h('div', 'im-patch-detail', { 'data-role': 'cell' });
   const table = h('div', 'im-patch-table');
   const notes = h('div', 'im-patch-notes');
-  root.append(header, baselines, wrap, legend, live, detail, table, notes);
-  const dom = { root, title, sliceSelect, rawButton, tableButton, baselines, colLabels };
-  return { ...dom, rowLabels, canvas, legend, live, detail, table, notes };
+  root.append(header, baselines, box, legend.legend, live, detail, table, notes);
+  const dom = { root, title, sliceSelect, rawButton, tableButton, baselines, plot, yTitle, xTitle };
+  return { ...dom, rowLabels, colLabels, canvas, legend, live, detail, table, notes };
 }
-/** Draw the heatmap with its labels, legend and baselines (and the table when asked). */
-function draw(v: View): void {
-  const { canvas, root, title, baselines } = v.dom;
+
+/** Return the labels and titles of the plane on show. */
+function axesText(v: View, p: Plane): AxesText {
+  const m = meta(v);
+  const title = (a: string): string => m.axis_titles?.[a] ?? a;
+  const rows = Array.from({ length: p.rows }, (_, i) => label(v, p.rowAxis, i));
+  const cols = p.colAxis
+    ? Array.from({ length: p.cols }, (_, i) => label(v, p.colAxis, i, 12))
+    : [];
+  const mid = m.axes.length === 3 ? ` (${title(m.axes[1])} ${v.model.get('slice_index')})` : '';
+  return {
+    rows,
+    cols,
+    rowTitle: title(p.rowAxis),
+    colTitle: p.colAxis ? title(p.colAxis) + mid : ''
+  };
+}
+
+/** Return the lookup table for the theme: the dark-centred one on a dark background. */
+function themeLut(v: View, ink: Ink): Uint8Array {
+  const dark = bytes(v.model.get('lut_dark'));
+  return ink.dark && dark.length === 768 ? dark : bytes(v.model.get('lut'));
+}
+
+interface Drawn {
+  painting: Painting;
+  ink: Ink;
+  base: HTMLCanvasElement | null; // the cells as painted, copied under the marks on each hover
+}
+const drawn = new WeakMap<View, Drawn>();
+
+/** Lay out and draw everything for the current state, width and theme. */
+function draw(v: View, width: number): void {
+  const { root, canvas } = v.dom;
   const m = meta(v);
   const p = plane(v);
-  const cell = cellPx(p.rows, p.cols);
-  const ctx = sizeCanvas(canvas, p.cols * cell, p.rows * cell);
+  const ink = themeInk(root);
+  const lut = themeLut(v, ink);
+  const c0 = centre(v);
+  const slice = v.model.get('slice_index');
+  const limit = scaleLimit(
+    m.scale,
+    slice,
+    v.showRaw,
+    p.values.map(x => x - c0)
+  );
+  const text = axesText(v, p);
+  const measure = measurer(root);
+  const l = layout({
+    width,
+    rows: p.rows,
+    cols: p.cols,
+    rowLabelWidth: Math.max(0, ...text.rows.map(measure)),
+    colLabelWidths: text.cols.map(measure),
+    line: LABEL_LINE_PX
+  });
+  v.layout = l;
+  v.dom.root.classList.toggle('im-patch-scrolls', l.scroll);
+  v.shown = placeAxes(v.dom, l, text);
+  const painting: Painting = {
+    values: p.values,
+    rows: p.rows,
+    cols: p.cols,
+    centre: c0,
+    limit,
+    lut,
+    significant: planeOf(v, bytes(v.model.get('significant'))),
+    decimals: cellDecimals(limit),
+    font: `11px ${getComputedStyle(root).fontFamily || 'sans-serif'}`
+  };
+  // Paint the cells once into an offscreen canvas; a hover then only copies it and draws marks.
+  const base = drawn.get(v)?.base ?? document.createElement('canvas');
+  const baseCtx = sizeCanvas(base, l.gridW, l.gridH);
+  if (baseCtx) paintCells(baseCtx, painting, l);
+  drawn.set(v, { painting, ink, base: baseCtx ? base : null });
+  sizeCanvas(canvas, l.gridW, l.gridH);
+  repaint(v);
+  drawScaleLegend(v, p, l.left, l.gridW, width, { lut, c0, limit, ink });
   canvas.setAttribute(
     'aria-label',
-    `${m.title}: ${p.rows} ${p.rowAxis}s by ${p.cols} ${p.colAxis || 'cell'}s. ` +
+    `${m.title}: ${p.rows} ${text.rowTitle}s by ${p.cols} ${text.colTitle || 'cell'}s. ` +
       'Arrow keys move, Enter shows the examples.'
   );
-  const c0 = centre(v);
-  const top = vmax(p.values.map(x => x - c0));
-  if (ctx) {
-    paintCells(ctx, p, cell, c0, top, bytes(v.model.get('lut')));
-    paintNotSignificant(v, ctx, p, cell);
-    paintMarks(v, ctx, cell);
-  }
-  drawLabels(v, p, cell);
-  drawLegend(v, top, c0);
-  title.textContent = m.title;
+  v.dom.title.textContent = m.title;
   const value = v.showRaw ? `raw ${m.metric}` : m.value_name;
   const corrupt = m.corrupt === null ? '' : ` · corrupted baseline ${fmt(m.corrupt)}`;
-  baselines.textContent = `${value} · clean baseline ${fmt(m.clean)}${corrupt}`;
-  if (v.showTable) drawTable(v, p);
+  v.dom.baselines.textContent = `${value} · clean baseline ${fmt(m.clean)}${corrupt}`;
+  if (v.showTable) drawTable(v, cellDecimals(limit) + 1);
   if (!root.dataset.firstPaintMs) {
     root.dataset.firstPaintMs = (performance.now() - v.started).toFixed(1);
   }
 }
 
-function paintCells(
-  ctx: CanvasRenderingContext2D,
-  p: Plane,
-  cell: number,
-  c0: number,
-  top: number,
-  lut: Uint8Array
-): void {
-  for (let r = 0; r < p.rows; r++) {
-    for (let c = 0; c < p.cols; c++) {
-      const x = p.values[r * p.cols + c];
-      const idx = divergingIndex(x - c0, top);
-      ctx.fillStyle = cssColor(lut, idx);
-      ctx.fillRect(c * cell, r * cell, cell, cell);
-      if (cell >= 34 && Number.isFinite(x)) {
-        ctx.fillStyle = inkFor(lut, idx);
-        ctx.font = '10px sans-serif';
-        ctx.textAlign = 'center';
-        ctx.textBaseline = 'middle';
-        ctx.fillText(fmt(x, 2), c * cell + cell / 2, r * cell + cell / 2);
-      }
-    }
-  }
-}
-
-/** Hatch the cells whose corrected test is not significant (no claim should rest on them). */
-function paintNotSignificant(v: View, ctx: CanvasRenderingContext2D, p: Plane, cell: number): void {
-  const sig = planeOf(v, bytes(v.model.get('significant')));
-  if (sig.length === 0) return;
-  const ink = 'rgba(90, 90, 90, 0.6)';
-  for (let r = 0; r < p.rows; r++) {
-    for (let c = 0; c < p.cols; c++) {
-      if (sig[r * p.cols + c]) continue;
-      const x = c * cell;
-      const y = r * cell;
-      ctx.save();
-      ctx.beginPath();
-      ctx.rect(x, y, cell, cell);
-      ctx.clip();
-      ctx.strokeStyle = ink;
-      ctx.lineWidth = 1;
-      ctx.beginPath();
-      for (let k = -cell; k < cell; k += 6) {
-        ctx.moveTo(x + k, y + cell);
-        ctx.lineTo(x + k + cell, y);
-      }
-      ctx.stroke();
-      ctx.restore();
-    }
-  }
-}
-
-/** Outline the selected cell, and the keyboard cursor while the heatmap has focus. */
-function paintMarks(v: View, ctx: CanvasRenderingContext2D, cell: number): void {
-  const { root, canvas } = v.dom;
+/** Repaint the canvas (cells and marks) from the last layout, e.g. when the hover moves. */
+function repaint(v: View): void {
+  const d = drawn.get(v);
+  const l = v.layout;
+  if (!d || !l) return;
+  const canvas = v.dom.canvas;
+  const ctx = canvas.getContext('2d');
+  if (!ctx || !d.base) return;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(d.base, 0, 0);
+  const dpr = canvas.width / Math.max(1, l.gridW);
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   const sel = v.model.get('selected');
-  if (sel && sel.length === 2) {
-    ctx.strokeStyle = themeColor(root, '--im-accent', '#111');
-    ctx.lineWidth = 2;
-    ctx.strokeRect(sel[1] * cell + 1, sel[0] * cell + 1, cell - 2, cell - 2);
-  }
-  if (document.activeElement === canvas) {
-    const [r, c] = v.cursor.cell;
-    ctx.strokeStyle = themeColor(root, '--im-cursor', '#1976d2');
-    ctx.lineWidth = 1;
-    ctx.strokeRect(c * cell + 0.5, r * cell + 0.5, cell - 1, cell - 1);
-  }
-}
-
-function drawLabels(v: View, p: Plane, cell: number): void {
-  const { colLabels, rowLabels } = v.dom;
-  colLabels.replaceChildren();
-  rowLabels.replaceChildren();
-  for (let r = 0; r < p.rows; r++) {
-    const span = h('span', 'im-patch-label', undefined, label(v, p.rowAxis, r));
-    rowLabels.appendChild(placeRow(span, r, cell));
-  }
-  if (!p.colAxis) return;
-  const every = Math.max(1, Math.ceil(12 / cell)); // thin out labels on narrow cells
-  for (let c = 0; c < p.cols; c += every) {
-    const text = label(v, p.colAxis, c);
-    colLabels.appendChild(placeColumn(h('span', 'im-patch-label', { title: text }, text), c, cell));
-  }
-}
-
-function drawLegend(v: View, top: number, c0: number): void {
-  const bar = colorBar('im-patch-legend-bar', bytes(v.model.get('lut')));
-  const ticks = h('div', 'im-patch-ticks');
-  ticks.append(
-    ...texts(
-      'span',
-      [-1, -0.5, 0, 0.5, 1].map(f => fmt(c0 + f * top, 3))
-    )
+  const focused = document.activeElement === canvas;
+  paintMarks(
+    ctx,
+    {
+      hover: v.hover,
+      selected: sel && sel.length === 2 ? [sel[0], sel[1]] : null,
+      cursor: focused ? v.cursor.cell : null
+    },
+    l,
+    d.painting,
+    d.ink
   );
-  v.dom.legend.replaceChildren(bar, ticks);
+  highlightLabels(v.shown, v.hover);
 }
 
-function drawTable(v: View, p: Plane): void {
-  const head = [p.rowAxis];
-  for (let c = 0; c < p.cols; c++) head.push(p.colAxis ? label(v, p.colAxis, c) : 'value');
-  const rows: string[][] = [];
-  for (let r = 0; r < p.rows; r++) {
-    const values = Array.from(p.values.subarray(r * p.cols, (r + 1) * p.cols), x => fmt(x, 3));
-    rows.push([label(v, p.rowAxis, r), ...values]);
-  }
-  v.dom.table.replaceChildren(table('im-patch-grid', head, rows, true));
-}
-
-/** Show the per-example values of the selected cell (the kernel sends them on selection). */
-function drawDetail(v: View): void {
-  const { detail } = v.dom;
-  detail.replaceChildren();
-  const sel = v.model.get('selected');
-  const vals = floats(v.model.get('cell_values'));
-  const m = meta(v);
-  if (!sel || sel.length !== 2 || vals.length === 0) return;
-  const at = where(v, plane(v), sel[0], sel[1]);
-  detail.appendChild(
-    h('div', 'im-patch-detail-title', undefined, `Per-example ${m.metric}, ${at}`)
-  );
-  const withCorrupt = m.corrupt !== null;
-  const head = ['example', 'patched', 'clean', ...(withCorrupt ? ['corrupted'] : [])];
-  const clean = floats(v.model.get('clean_values'));
-  const corrupt = floats(v.model.get('corrupt_values'));
-  const rows = Array.from(vals, (x, i) => [
-    String(i),
-    fmt(x, 4),
-    fmt(clean[i], 4),
-    ...(withCorrupt ? [fmt(corrupt[i], 4)] : [])
-  ]);
-  detail.appendChild(table('im-patch-examples', head, rows));
-}
-
-/** Read out the value of cell (r, c). */
-function describe(v: View, r: number, c: number): void {
-  const { live } = v.dom;
-  const m = meta(v);
-  const p = plane(v);
-  const x = p.values[r * p.cols + c];
-  const name = v.showRaw ? m.metric : m.value_name;
-  let text = `${where(v, p, r, c)}: ${name} ${fmt(x, 5)}`;
-  const lows = planeOf(v, floats(v.model.get('ci_low')));
-  const highs = planeOf(v, floats(v.model.get('ci_high')));
-  const ps = planeOf(v, floats(v.model.get('p_corrected')));
-  const sig = planeOf(v, bytes(v.model.get('significant')));
-  const i = r * p.cols + c;
-  if (lows.length && highs.length) {
-    const scale = (y: number): number => (v.showRaw ? toRaw(v, y) : y);
-    const [lo, hi] = [scale(lows[i]), scale(highs[i])].sort((a, b) => a - b);
-    const level = Math.round((m.level ?? 0.95) * 100);
-    text += ` · ${level}% CI [${fmt(lo, 4)}, ${fmt(hi, 4)}]`;
-    live.dataset.ciLow = String(lo);
-    live.dataset.ciHigh = String(hi);
-  }
-  if (ps.length) {
-    const ok = sig.length ? sig[i] === 1 : ps[i] < (m.alpha ?? 0.05);
-    text += ` · p (${m.correction ?? 'corrected'}) ${fmt(ps[i], 3)}${ok ? '' : ', not significant'}`;
-    live.dataset.significant = ok ? 'true' : 'false';
-  }
-  live.textContent = text;
-  live.dataset.value = String(x);
-  live.dataset.cell = `${r}/${c}`;
-}
-
-function attachInput(v: View): void {
+function wireInput(v: View, tooltip: Tooltip, redraw: () => void): void {
   const { canvas, rawButton, tableButton, sliceSelect } = v.dom;
-  const select = ([r, c]: Cell): void => {
-    v.model.set('selected', [r, c]);
-    v.model.save_changes();
-    draw(v);
+  const size = () => ({ l: v.layout, rows: plane(v).rows, cols: plane(v).cols });
+  const mark = (cell: Cell | null): void => {
+    if (sameCell(cell, v.hover)) return;
+    v.hover = cell;
+    repaint(v);
   };
-  attachGrid(canvas, v.cursor, {
-    geometry: () => geometry(v),
-    hover: hit => {
-      if (hit) describe(v, hit[0], hit[1]);
+  attachInput(canvas, v.cursor, {
+    layout: size,
+    hover: (cell, x, y) => {
+      mark(cell);
+      if (cell) describe(v, tooltip, cell, x, y);
+      else tooltip.hide();
     },
-    activate: select,
-    move: ([r, c]) => {
-      describe(v, r, c);
-      draw(v);
+    activate: cell => {
+      v.model.set('selected', [cell[0], cell[1]]);
+      v.model.save_changes();
+      repaint(v);
     },
-    focus: () => draw(v)
+    move: cell => {
+      mark(cell);
+      if (v.layout) describe(v, tooltip, cell, ...cellCentre(canvas, v.layout, cell));
+    },
+    focus: () => {
+      if (document.activeElement !== canvas) {
+        tooltip.hide();
+        mark(null);
+      }
+      repaint(v);
+    }
   });
   rawButton.addEventListener('click', () => {
     v.showRaw = !v.showRaw;
     setPressed(rawButton, v.showRaw);
-    draw(v);
+    redraw();
   });
   tableButton.addEventListener('click', () => {
     v.showTable = !v.showTable;
     setPressed(tableButton, v.showTable);
-    draw(v);
+    redraw();
     if (!v.showTable) v.dom.table.replaceChildren();
   });
   sliceSelect.addEventListener('change', () => {
@@ -320,12 +277,25 @@ function render({ model, el }: RenderProps<PatchingTraits>): () => void {
     started: performance.now(),
     showRaw: false,
     showTable: false,
-    cursor: { cell: [0, 0] }
+    cursor: { cell: [0, 0] },
+    hover: null,
+    layout: null,
+    shown: { rows: new Map(), cols: new Map() },
+    described: null,
+    pointer: null
   };
-  attachInput(v);
+  const tooltip = new Tooltip(v.dom.root, `im-patch-tip-${++views}`);
+  const widthNow = widthTracker(v.dom.root);
+  let laidOut = -1;
+  const redraw = (): void => {
+    laidOut = widthNow();
+    draw(v, laidOut);
+    refreshReadouts(v, tooltip);
+  };
+  wireInput(v, tooltip, redraw);
   const onChange = (): void => {
     fillControls(v);
-    draw(v);
+    redraw();
     drawDetail(v);
   };
   const events = [
@@ -337,9 +307,23 @@ function render({ model, el }: RenderProps<PatchingTraits>): () => void {
   ];
   for (const e of events) model.on(e, onChange);
   onChange();
+  let frame = 0;
+  let placed = false; // the first report comes once the view is in the page: draw for real then
+  const resized = new (globalThis.ResizeObserver ?? NoResize)(() => {
+    const same = (v.dom.root.clientWidth || FALLBACK_WIDTH) === laidOut;
+    if (same && placed) return; // a height change only
+    placed = true;
+    cancelAnimationFrame(frame);
+    frame = requestAnimationFrame(redraw);
+  });
+  resized.observe(v.dom.root);
+  const stopTheme = onThemeChange(redraw);
 
   return () => {
     for (const e of events) model.off(e, onChange);
+    resized.disconnect();
+    stopTheme();
+    cancelAnimationFrame(frame);
     v.dom.root.remove();
   };
 }

@@ -1,7 +1,11 @@
 """The kernel side of the JupyterLab sidebar panels: a comm target and small snapshots.
 
-While the IPython extension is loaded, the front end opens a comm to the target
-``"interp_magics"`` with ``{"v": 1, "type": "hello"}``; the kernel answers with a snapshot and
+The front end first asks, with a silent ``user_expressions`` request that runs no cell and
+imports nothing of this package, whether the comm manager has the target ``"interp_magics"``
+(``PROBE_EXPRESSION`` in ``labextension/src/kernel.ts``): a comm opened to a kernel without the
+target would be refused, logged in the kernel and reported as "Comm not found" in the page.
+While the IPython extension is loaded, the front end then opens a comm to that target
+with ``{"v": 1, "type": "hello"}``; the kernel answers with a snapshot and
 pushes a fresh one after each outermost cell run (``post_run_cell``) that changed what it
 lists. A snapshot lists the activation caches and models bound to top-level names in the
 notebook, with sizes, plus the tail of the analysis ledger. It holds summaries only (names,

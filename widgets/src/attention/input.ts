@@ -1,15 +1,17 @@
 // The reader's input: pointer and keys over the overview (pick a head) and the detail (read a
-// weight), the header's buttons, and a click on a token (focus on it).
+// weight), the header's buttons, and a click on a token (focus on it). Every input sets what the
+// reader points at (`v.target`) and redraws what depends on it: the highlight, the readout and
+// the tooltip.
 
 import { indexTable } from '../lib/colors';
 import { setPressed } from '../lib/dom';
 import { attachGrid, sameCell, type Cell } from '../lib/grid';
-import { detailGrid, drawTable } from './detail';
+import { drawHighlight, drawTable, detailGrid } from './detail';
 import { redraw } from './draw';
 import { drawGrid, overviewGrid } from './overview';
 import { drawText, lastRealToken } from './text';
-import { describeCell } from './values';
-import { meta, type View } from './view';
+import { refreshReadout } from './values';
+import type { Target, View } from './view';
 
 /** Make the viewer respond to the pointer, the keyboard and its buttons. */
 export function attachInput(v: View): void {
@@ -31,45 +33,81 @@ function setFocus(v: View, q: number): void {
   redraw(v);
 }
 
+/** Return where the pointer last was over `canvas` (client coordinates), kept up to date. */
+function trackPointer(canvas: HTMLElement): { x: number; y: number } {
+  const at = { x: 0, y: 0 };
+  // Registered before the grid's own listener, so a hover handler sees this event's position.
+  canvas.addEventListener('mousemove', ev => {
+    at.x = ev.clientX;
+    at.y = ev.clientY;
+  });
+  return at;
+}
+
+/** Point at `cell` of kind `kind` (or at nothing, when the input that pointed there ends). */
+function pointAt(
+  v: View,
+  kind: Target['kind'],
+  cell: Cell | null,
+  via: Target['via'],
+  at?: { x: number; y: number }
+): boolean {
+  const before = v.target;
+  if (cell) v.target = { kind, cell, via, x: at?.x, y: at?.y };
+  else if (before?.kind === kind && before.via === via) v.target = null;
+  else return false;
+  return !(before?.kind === v.target?.kind && sameCell(before?.cell ?? null, cell));
+}
+
 function attachOverview(v: View): void {
-  const { live, detailCanvas } = v.dom;
-  const headName = ([l, hd]: Cell): string => `Layer ${meta(v).layer_labels[l]} · Head ${hd}`;
-  attachGrid(v.dom.gridCanvas, v.grid, {
+  const { gridCanvas, detailCanvas } = v.dom;
+  const at = trackPointer(gridCanvas);
+  const changed = (moved: boolean): void => {
+    if (moved) {
+      drawGrid(v);
+      if (v.mode === 'focus') drawText(v);
+    }
+    refreshReadout(v);
+  };
+  attachGrid(gridCanvas, v.grid, {
     geometry: () => overviewGrid(v),
-    hover: hit => {
-      const before = v.hoverHead;
-      v.hoverHead = hit;
-      if (hit) live.textContent = `${headName(hit)} — click to open`;
-      if (v.mode === 'focus' && !sameCell(before, hit)) drawText(v);
-    },
+    hover: hit => changed(pointAt(v, 'head', hit, 'pointer', at)),
     activate: ([l, hd], ev) => {
       v.model.set('selected', [l, hd]);
       v.model.save_changes();
       redraw(v);
       if (ev.type === 'keydown') detailCanvas.focus();
     },
-    move: cell => {
-      live.textContent = `${headName(cell)} — Enter to open`;
-      drawGrid(v);
-    },
-    focus: () => drawGrid(v)
+    move: cell => changed(pointAt(v, 'head', cell, 'keys')),
+    focus: () => {
+      if (document.activeElement !== gridCanvas) pointAt(v, 'head', null, 'keys');
+      changed(true);
+    }
   });
 }
 
 function attachDetail(v: View): void {
-  attachGrid(v.dom.detailCanvas, v.detail, {
+  const { detailCanvas } = v.dom;
+  const at = trackPointer(detailCanvas);
+  const changed = (moved: boolean): void => {
+    if (moved) drawHighlight(v);
+    refreshReadout(v);
+  };
+  attachGrid(detailCanvas, v.detail, {
     geometry: () => detailGrid(v),
     hover: hit => {
-      if (!hit || (sameCell(hit, v.detail.cell) && v.dom.live.dataset.cell)) return;
-      v.detail.cell = hit;
-      describeCell(v, hit[0], hit[1]);
+      if (hit) v.detail.cell = hit;
+      changed(pointAt(v, 'cell', hit, 'pointer', at));
     },
-    move: ([q, k]) => describeCell(v, q, k),
+    move: cell => changed(pointAt(v, 'cell', cell, 'keys')),
     key: ev => {
       if (ev.key === 'Escape') v.dom.gridCanvas.focus();
       else if (ev.key === 'f') setFocus(v, v.detail.cell[0]);
       else return false;
       return true;
+    },
+    focus: () => {
+      if (document.activeElement !== detailCanvas) changed(pointAt(v, 'cell', null, 'keys'));
     }
   });
 }

@@ -1,11 +1,15 @@
 // What one attention view works with: the model's traits (typed), the elements it draws into,
-// the reader's settings, and the heads and focus rows this browser has received so far.
+// the reader's settings, what the pointer or the keys point at, and the heads and focus rows
+// this browser has received so far.
 
 import type { AnyModel } from '@anywidget/types';
 import { bytes } from '../lib/buffers';
 import { indexTable, type Contrast } from '../lib/colors';
 import type { Cell, Cursor } from '../lib/grid';
+import type { Tooltip } from '../lib/tooltip';
 import type { AttentionDom } from './dom';
+import type { Layout } from './layout';
+import { themedPalette, type Palette } from './palette';
 
 /** The traits of `AttentionView` (interp_magics/widgets/attention.py). */
 export interface AttentionTraits {
@@ -54,43 +58,50 @@ export interface ExactRequests {
   pending: Record<string, number> | null;
 }
 
+/** What the reader points at now: a head of the overview or a cell of the detail, and how
+ * (the pointer, with where it is for the tooltip, or the keyboard cursor). */
+export type Target =
+  | { kind: 'head'; cell: Cell; via: 'pointer' | 'keys'; x?: number; y?: number }
+  | { kind: 'cell'; cell: Cell; via: 'pointer' | 'keys'; x?: number; y?: number };
+
 export interface View {
   model: AttentionModel;
   dom: AttentionDom;
+  tooltip: Tooltip;
   started: number; // performance.now() at render, for the paint timings
   contrast: Contrast;
   index: Uint8Array; // code -> LUT row under `contrast`
   mode: 'grid' | 'focus';
-  hoverHead: Cell | null;
+  target: Target | null;
   showTable: boolean;
   grid: Cursor; // over the heads of the overview: [layer index, head]
   detail: Cursor; // over the selected head: [query, key]
   details: Map<string, Detail>; // heads received: `headKey(b, l, h)`
   focusCache: Map<string, Uint8Array>; // "b/q" -> layers x heads x seq codes
   exact: ExactRequests;
+  layout: Layout | null; // sizes for the width the view had when it was last drawn
+  palette: Palette | null; // colours of the theme the view was last drawn in
 }
 
-export const THUMB_PX = 40; // CSS pixels per head in the overview (Python pools thumbnails to this)
-export const GAP = 3;
-export const DETAIL_PX = 480; // about this wide, whatever the sequence length
-export const LABEL_LIMIT = 64; // axis token labels are drawn up to this many tokens
-
-/** Return a new view of `model` drawing into `dom`. */
-export function createView(model: AttentionModel, dom: AttentionDom): View {
+/** Return a new view of `model` drawing into `dom`, with its tooltip. */
+export function createView(model: AttentionModel, dom: AttentionDom, tooltip: Tooltip): View {
   return {
     model,
     dom,
+    tooltip,
     started: performance.now(),
     contrast: 'linear',
     index: indexTable('linear'),
     mode: 'grid',
-    hoverHead: null,
+    target: null,
     showTable: false,
     grid: { cell: [0, 0] },
     detail: { cell: [0, 0] },
     details: new Map(),
     focusCache: new Map(),
-    exact: { lastId: 0, inFlight: null, pending: null }
+    exact: { lastId: 0, inFlight: null, pending: null },
+    layout: null,
+    palette: null
   };
 }
 
@@ -104,9 +115,22 @@ export function meta(v: View): Meta {
   return v.model.get('meta');
 }
 
-/** Return the colour lookup table (256 x RGB). */
+/** Return the name of a head as the views label it: `L2 H5` (the model's layer number). */
+export function headName(v: View, l: number, hd: number): string {
+  return `L${meta(v).layer_labels[l] ?? l} H${hd}`;
+}
+
+/** Return the theme's colours and the colour table for the theme the page shows now.
+
+Read at draw time (a canvas cannot follow CSS variables): the view redraws on a theme change. */
+export function palette(v: View): Palette {
+  v.palette = themedPalette(v.dom.root, bytes(v.model.get('lut')), v.palette);
+  return v.palette;
+}
+
+/** Return the colour lookup table for the current theme (256 x RGB). */
 export function lut(v: View): Uint8Array {
-  return bytes(v.model.get('lut'));
+  return palette(v).lut;
 }
 
 /** Return the padding flags of the sequence on show. */

@@ -4,15 +4,18 @@
 import type { AnyModel } from '@anywidget/types';
 import { floats } from '../lib/buffers';
 import { showToken } from '../lib/dom';
-import type { Grid } from '../lib/geometry';
-import type { Cursor } from '../lib/grid';
+import type { Cell, Cursor } from '../lib/grid';
+import type { AxesDom } from './axes';
+import type { Layout } from './layout';
+import type { LegendDom } from './legend';
 
 /** The traits of `PatchingHeatmap` (interp_magics/widgets/patching.py). */
 export interface PatchingTraits {
   meta: Meta;
   values: DataView; // float32 per cell, in the order of meta.shape
   raw: DataView; // float32 per cell: the raw metric
-  lut: DataView; // 256 x RGB, a diverging colormap
+  lut: DataView; // 256 x RGB, a diverging colormap for light backgrounds
+  lut_dark: DataView; // 256 x RGB whose centre is dark (for dark themes), or empty
   clean_values: DataView; // float32 per example
   corrupt_values: DataView; // float32 per example, or empty
   cell_values: DataView; // float32 per example at the selected cell
@@ -24,10 +27,22 @@ export interface PatchingTraits {
   slice_index: number; // the middle axis' index of a 3-axis result
 }
 
-interface Meta {
+/** The colour scale, computed in Python (the PNG uses the same rule): the half-width of each
+ * plane's (head's) scale, and how many raw metric units one unit of the values is. */
+export interface ScaleMeta {
+  mode: 'shared' | 'per-plot' | 'fixed';
+  limits: number[];
+  raw_factor: number;
+  note: string; // what the scale is shared by, in words
+}
+
+export interface Meta {
   axes: string[];
   shape: number[];
   labels: Record<string, string[]>;
+  axis_titles?: Record<string, string>;
+  units?: string;
+  scale?: ScaleMeta;
   title: string;
   metric: string;
   normalised: boolean;
@@ -50,17 +65,14 @@ export interface Plane {
   values: Float32Array;
 }
 
-export interface PatchingDom {
+export interface PatchingDom extends AxesDom {
   root: HTMLDivElement;
   title: HTMLDivElement;
   sliceSelect: HTMLSelectElement;
   rawButton: HTMLButtonElement;
   tableButton: HTMLButtonElement;
   baselines: HTMLDivElement;
-  colLabels: HTMLDivElement;
-  rowLabels: HTMLDivElement;
-  canvas: HTMLCanvasElement;
-  legend: HTMLDivElement;
+  legend: LegendDom;
   live: HTMLDivElement;
   detail: HTMLDivElement;
   table: HTMLDivElement;
@@ -74,9 +86,12 @@ export interface View {
   showRaw: boolean;
   showTable: boolean;
   cursor: Cursor;
+  hover: Cell | null; // the cell under the pointer (or the keys' cursor), for the marks
+  layout: Layout | null; // as last drawn, for hit-testing
+  shown: { rows: Map<number, HTMLElement>; cols: Map<number, HTMLElement> };
+  described: Cell | null; // the cell the readouts speak of
+  pointer: [number, number] | null; // client point of the tooltip
 }
-
-const WIDTH = 640; // CSS pixels the heatmap is about as wide as, at most
 
 /** Return the axes, labels, baselines and notes of the result on show. */
 export function meta(v: View): Meta {
@@ -125,36 +140,11 @@ export function toRaw(v: View, x: number): number {
   return x + (m.corrupt ?? m.clean);
 }
 
-/** Return the largest finite |value| (1 when there is none): the half-width of the colour scale. */
-export function vmax(values: Float32Array): number {
-  let m = 0;
-  for (const v of values) if (Number.isFinite(v) && Math.abs(v) > m) m = Math.abs(v);
-  return m || 1;
-}
-
-/** Return the CSS pixel size of a cell of a rows x cols heatmap. */
-export function cellPx(rows: number, cols: number): number {
-  const fit = Math.min(Math.floor(WIDTH / Math.max(cols, 1)), Math.floor(480 / Math.max(rows, 1)));
-  return Math.max(6, Math.min(40, fit));
-}
-
-/** Return the heatmap's geometry, for hit-testing. */
-export function geometry(v: View): Grid {
-  const p = plane(v);
-  return { rows: p.rows, cols: p.cols, cell: cellPx(p.rows, p.cols), gap: 0 };
-}
-
 /** Return the label of position i on an axis (a token, with its index, for positions). */
-export function label(v: View, axis: string, i: number): string {
+export function label(v: View, axis: string, i: number, max = 16): string {
   const labels = meta(v).labels[axis];
   if (!labels) return String(i);
-  return axis === 'pos' ? `${i} ${showToken(labels[i] ?? '', 16)}` : (labels[i] ?? String(i));
-}
-
-/** Return where cell (r, c) of the plane is, in words: "layer 3 · pos 2 cat". */
-export function where(v: View, p: Plane, r: number, c: number): string {
-  const col = p.colAxis ? ` · ${p.colAxis} ${label(v, p.colAxis, c)}` : '';
-  return `${p.rowAxis} ${label(v, p.rowAxis, r)}${col}`;
+  return axis === 'pos' ? `${i} ${showToken(labels[i] ?? '', max)}` : (labels[i] ?? String(i));
 }
 
 /** Return the value the diverging scale is centred on.
