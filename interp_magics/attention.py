@@ -23,6 +23,7 @@ from .core.cache import ActivationCache
 from .core.capturing import capture
 from .core.display import WidgetDisplay
 from .core.errors import ShortTraceback
+from .core.traced import unwrap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -283,6 +284,7 @@ def attention_patterns(
     one forward when the model's kernel does not return weights.
     """
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    model = unwrap(model)  # an nnsight model runs its wrapped module here
     batch = _model_inputs(inputs, tokenizer)
     site = "pattern" if layers in (None, "", "*") else f"pattern.{layers}"
     with torch.no_grad(), capture(model, site) as acts:

@@ -54,6 +54,7 @@ def test_there_are_tutorials():
         "03_activation_patching.ipynb",
         "04_probing_with_controls.ipynb",
         "05_rigor_in_practice.ipynb",
+        "06_big_models.ipynb",
     ]
 
 
@@ -172,3 +173,16 @@ def test_flawed_example_has_its_planted_mistakes_and_the_rigor_notebook_fixes_th
     assert "fixed_analysis.ipynb: exit status 0, active rules []" in text
     assert "flawed_analysis.ipynb: exit status 1" in text
     assert "cells that raised: 0" in text
+
+
+def test_big_models_notebook_gets_the_plain_values_on_a_dispatched_model(executed):
+    text = "\n".join(
+        _text(c) for c in executed["06_big_models.ipynb"].cells if c.cell_type == "code"
+    )
+    assert "offloaded to disk (not resident)" in text
+    assert "largest difference from the plain model: 0\n" in text
+    assert "largest difference: 0.0" in text
+    assert "dispatched model still matches: True" in text
+    assert "hooks of ours still installed: []" in text
+    assert "CaptureError - 5 weights of LlamaForCausalLM are on the meta device" in text
+    assert "same as the hooked capture: True" in text

@@ -43,8 +43,10 @@ from .options import (
     resolve_positions,
 )
 from .outputs import Selector, describe, select_input, select_tensor
+from .placement import input_device, placement
 from .records import CaptureRecord
 from .targets import resolve_targets
+from .traced import is_nnsight, unwrap
 from .units import format_bytes, parse_bytes
 
 
@@ -55,7 +57,9 @@ class Capture:
     fails before any hook is installed or any forward pass starts.
 
     Args:
-        model: any ``torch.nn.Module``.
+        model: any ``torch.nn.Module``, a model dispatched by accelerate, or an nnsight model
+            (``NNsight``, ``LanguageModel``: as a context manager its wrapped module is hooked
+            locally; :meth:`run` captures through a trace, also with ``remote=True``).
         modules: one pattern or a list: globs over ``named_modules()`` paths
             (``"transformer.h.*.mlp"``, ``"encoder.layer.{0-3}.output"``) or canonical sites
             (``"resid_post"``, ``"pattern.3"``); see :mod:`interp_magics.core.sites`.
@@ -95,11 +99,14 @@ class Capture:
         grad: bool = False,
         select: Selector | None = None,
     ) -> None:
+        self.traced = model if is_nnsight(model) else None
+        model = unwrap(model)
         self.dtype = parse_dtype(dtype)
         self.device = parse_device(device)
         self.positions = parse_positions(positions)
         budget = parse_bytes(max_bytes)
         self.targets, self.adapter = resolve_targets(model, modules, select=select, inputs=inputs)
+        self._placement = placement(model)  # refuses weights left on the meta device
         self.model = model
         self._dims = model_dims(model)
         self.patterns = [modules] if isinstance(modules, str) else list(modules)
@@ -140,6 +147,29 @@ class Capture:
         self._teardown(exc_type, exc, tb)
         if exc_type is None:
             self._finish()
+
+    def run(self, inputs: Any, *, remote: bool = False) -> ActivationCache:
+        """Return the cache of one forward over ``inputs`` (token ids or a tokenizer's output).
+
+        For an nnsight model the forward is one trace, run on NDIF when ``remote`` (with the
+        user's NDIF key configured in nnsight); otherwise the model is called inside this
+        capture, without gradients unless ``grad``.
+        """
+        if self.traced is not None:
+            from .traced import run_traced
+
+            return run_traced(self, inputs, remote=remote)
+        if remote:
+            raise CaptureError(
+                "remote=True needs an nnsight model (nnsight.LanguageModel or NNsight(module)); "
+                f"{type(self.model).__name__} runs here"
+            )
+        from .traced import _as_batch
+
+        batch = _as_batch(inputs)
+        with torch.set_grad_enabled(self.grad), self as cache:
+            self.model(**batch)
+        return cache
 
     # -- setup and teardown -----------------------------------------------------------------
     def _reset(self) -> None:
@@ -283,15 +313,16 @@ class Capture:
                 batch=batch, seq=seq, heads=self._dims.n_heads, itemsize=model_dtype.itemsize
             )
         if self._budget is None:
-            self._budget, self._budget_reason = default_budget(self.device)
-        model_device = _model_device(self.model)
-        if eager and model_device is not None and not _same_memory(model_device, self.device):
-            # The kernel's scores live beside the model, not where the capture stores tensors.
-            free = available_bytes(model_device)
-            if eager > free:
-                raise self._refusal(
-                    eager, free, f"free memory on {model_device}", eager, batch, seq, model_dtype
-                )
+            self._budget, self._budget_reason = self._default_budget()
+        run_on = self._placement.devices or (input_device(self.model),)
+        if eager and not any(_same_memory(d, self.device) for d in run_on):
+            # The kernel's scores live beside each block, not where the capture stores tensors.
+            for device in run_on:
+                free = available_bytes(device)
+                if eager > free:
+                    raise self._refusal(
+                        eager, free, f"free memory on {device}", eager, batch, seq, model_dtype
+                    )
             eager = 0
         stored = sum(self._projection.values()) * (2 if self.grad else 1)
         if stored + eager > self._budget:
@@ -415,12 +446,25 @@ class Capture:
                 self.cache.positions = self._resolved[length]
         return seq_dim, self._resolved[length]
 
+    def _default_budget(self) -> tuple[int, str]:
+        """Return the default budget on the storage device, leaving room for offloaded weights.
+
+        accelerate brings an offloaded block's weights onto its execution device for each
+        forward; when that is where the capture stores, the largest such block is held back.
+        """
+        budget, reason = default_budget(self.device)
+        load = self._placement.largest_load
+        if load and any(_same_memory(d, self.device) for d in self._placement.devices):
+            budget = max(0, budget - load)
+            reason += f", less {format_bytes(load)} for the largest offloaded block's weights"
+        return budget, reason
+
     def _check_budget(
         self, target: Target, nbytes: int, tensor: torch.Tensor, seq_dim: int | None
     ) -> None:
         if self._budget is None:
             # Read free memory when the first activation arrives, as close to use as possible.
-            self._budget, self._budget_reason = default_budget(self.device)
+            self._budget, self._budget_reason = self._default_budget()
         estimate = self._allocated + nbytes
         if target.group not in self._group_bytes:
             # First tensor of its kind: project the whole capture from what has been seen, so
@@ -462,13 +506,6 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
         if p.is_floating_point():
             return p.dtype
     return torch.float32
-
-
-def _model_device(model: nn.Module) -> torch.device | None:
-    """Return the device of ``model``'s first parameter, or None for a parameterless model."""
-    for p in model.parameters():
-        return p.device
-    return None
 
 
 def _same_memory(a: torch.device, b: torch.device) -> bool:

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..core import events
 from ..core.records import AblationRecord, PatchRecord
+from ..core.traced import is_nnsight, unwrap
 from .attribution import attribution_sweep, verification_summary, verify_top_cells
 from .corruption import ablation_sources, corruption_hooks
 from .exact import exact_sweep
@@ -99,6 +100,7 @@ def activation_patch(
     the sweep (see :mod:`.uncertainty`). A warning says when the clean-corrupted gap is small
     against its standard error, since normalised values then divide by noise.
     """
+    tokenizer, model = _local(model, tokenizer)
     options = stat_options(alpha, correction, flips, seed)
     metric_obj = patch_metric(metric, method, direction, verify_top)
     site, axes = sweep_axes(site, by)
@@ -127,6 +129,14 @@ def activation_patch(
         verify_top=verify_top,
         options=options,
     )
+
+
+def _local(model: Any, tokenizer: Any) -> tuple[Any, nn.Module]:
+    """Return the tokenizer and the torch module to run: an nnsight model's wrapped module
+    (its tokenizer too, which nnsight keeps on the wrapper), else ``model`` itself."""
+    if is_nnsight(model):
+        tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    return tokenizer, unwrap(model)
 
 
 def _patched(
@@ -266,6 +276,7 @@ def ablate(
     metric measures. Each cell gets a t-interval over examples and a sign-flip test of no
     change, corrected across the sweep by ``correction`` (as in :func:`activation_patch`).
     """
+    tokenizer, model = _local(model, tokenizer)
     options = stat_options(alpha, correction, flips, seed)
     if kind == "resample" and (isinstance(resamples, bool) or int(resamples) < 1):
         raise PatchingError(f"resamples must be a positive number of derangements, got {resamples}")

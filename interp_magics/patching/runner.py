@@ -28,6 +28,7 @@ from ..core.adapters import Adapter, adapter_for
 from ..core.errors import CaptureError
 from ..core.hooks import HookSet
 from ..core.outputs import select_tensor
+from ..core.placement import input_device, placement
 from .metrics import Metric
 
 Batch = dict[str, torch.Tensor]
@@ -54,33 +55,49 @@ class Patch:
     heads: torch.Tensor | None = None
 
     def apply(self, x: torch.Tensor, n_heads: int | None = None) -> torch.Tensor:
-        """Return a copy of ``x`` ``[rows, pos, ...]`` with the patch written in."""
+        """Return a copy of ``x`` ``[rows, pos, ...]`` with the patch written in.
+
+        Indices and values move to ``x``'s device: on a dispatched model each block runs on
+        its own device, which need not be where the sweep keeps its tensors.
+        """
         out = x.clone()
         target = out
+        device = x.device
+        rows = self.rows.to(device)
+        values = self.values.to(device=device, dtype=target.dtype)
+        positions = None if self.positions is None else self.positions.to(device)
         if self.heads is not None:
+            heads = self.heads.to(device)
             if target.ndim == 3:  # [N, T, H*dh] -> a view [N, T, H, dh]
                 assert n_heads is not None
                 target = target.view(target.shape[0], target.shape[1], n_heads, -1)
-            if self.positions is None:
-                target[self.rows, :, self.heads] = self.values.to(target.dtype)
+            if positions is None:
+                target[rows, :, heads] = values
             else:
-                target[self.rows, self.positions, self.heads] = self.values.to(target.dtype)
-        elif self.positions is None:
-            target[self.rows] = self.values.to(target.dtype)
+                target[rows, positions, heads] = values
+        elif positions is None:
+            target[rows] = values
         else:
-            target[self.rows, self.positions] = self.values.to(target.dtype)
+            target[rows, positions] = values
         return out
 
 
 class _ForwardOverride:
-    """A temporary instance-level ``forward`` of a module; ``remove()`` restores the class one."""
+    """A temporary instance-level ``forward`` of a module; ``remove()`` restores what was there.
+
+    accelerate installs its own instance-level ``forward`` (the wrapper that loads offloaded
+    weights and moves inputs): that one is kept and put back, never deleted.
+    """
 
     def __init__(self, module: nn.Module, forward: Any) -> None:
         self.module = module
+        self.previous = module.__dict__.get("forward")
         module.forward = forward
 
     def remove(self) -> None:
-        if "forward" in self.module.__dict__:
+        if self.previous is not None:
+            self.module.forward = self.previous
+        elif "forward" in self.module.__dict__:
             del self.module.forward
 
 
@@ -94,10 +111,11 @@ class Runner:
                 f"patching needs a model whose blocks interp-magics knows (GPT-2, GPT-NeoX/Pythia, "
                 f"Llama-family, BERT-family HuggingFace models); {type(model).__name__} is not one"
             )
+        placement(model)  # weights left on the meta device: say so before any forward
         self.model = model
         self.adapter: Adapter = adapter
         self.metric = metric
-        self.device = next(model.parameters()).device
+        self.device = input_device(model)
         get_out = getattr(model, "get_output_embeddings", None)
         self.unembed: nn.Module | None = get_out() if callable(get_out) else None
         self.block_output_len: int | None = None  # learned from a real run: tensor or tuple
@@ -206,7 +224,8 @@ class Runner:
                 # Layers before the start are skipped and never read their cache entry.
                 out.update(*first, i)
                 continue
-            kv = (layer.keys[ex, :, :prefix], layer.values[ex, :, :prefix])
+            at = ex.to(layer.keys.device)  # each layer's cache lives on its block's device
+            kv = (layer.keys[at, :, :prefix], layer.values[at, :, :prefix])
             first = first or kv
             out.update(*kv, i)
         return out
@@ -273,17 +292,35 @@ class Runner:
         weight = getattr(self.unembed, "weight", None)
         if not isinstance(weight, torch.Tensor):
             return
-        bias = getattr(self.unembed, "bias", None)
         rows = metric.rows()
         positions = metric.positions_.to(self.device)[examples.to(self.device)] - prefix
-        w = weight if rows is None else weight[rows.to(weight.device)]
-        b = None if bias is None else (bias if rows is None else bias[rows.to(bias.device)])
         index = torch.arange(len(examples), device=self.device)
+        module = self.unembed
+        offloaded = weight.device.type == "meta"  # accelerate loads it for each forward
+
+        def slice_weights() -> tuple[torch.Tensor, torch.Tensor | None]:
+            w = module.weight
+            bias = getattr(module, "bias", None)
+            assert isinstance(w, torch.Tensor)
+            if rows is not None:
+                w = w[rows.to(w.device)]
+                bias = None if bias is None else bias[rows.to(bias.device)]
+            return w, bias
+
+        sliced = None if offloaded else slice_weights()
 
         def unembed(hidden: torch.Tensor) -> torch.Tensor:
             # Only the scored position of each row, only the vocabulary rows the metric reads.
-            picked = hidden[index, positions]
-            logits = picked @ w.T
+            picked = hidden[index.to(hidden.device), positions.to(hidden.device)]
+            if sliced is None:
+                from accelerate.utils import align_module_device
+
+                with align_module_device(module):  # loads the offloaded weights, then drops them
+                    w, b = slice_weights()
+                    logits = picked.to(w.device) @ w.T
+                    return (logits if b is None else logits + b).unsqueeze(1)
+            w, b = sliced
+            logits = picked.to(w.device) @ w.T
             if b is not None:
                 logits = logits + b
             return logits.unsqueeze(1)

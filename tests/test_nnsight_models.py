@@ -1,0 +1,153 @@
+"""nnsight models (``NNsight(module)``, ``LanguageModel``) run in-process: every analysis accepts
+them and gives the HuggingFace path's values; :meth:`Capture.run` captures through a trace (the
+path that runs on NDIF with ``remote=True``, which is not reachable from these machines)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp_magics import CaptureBudgetError, CaptureError, capture, owned_hooks
+from interp_magics.attention import attention_patterns
+from interp_magics.core.traced import execution_order, is_nnsight, unwrap
+from interp_magics.patching import ablate, activation_patch
+from interp_magics.patching.metrics import logit_diff
+from interp_magics.testing import bpe_tokenizer, gpt2, llama
+
+nnsight = pytest.importorskip("nnsight")
+
+SITES = ["resid_pre", "resid_post", "attn_out", "mlp_out", "head_out"]
+
+
+def _wrap(kind: str):
+    if kind == "NNsight(gpt2)":
+        model = gpt2(n_layer=3)
+        return model, nnsight.NNsight(model)
+    model = llama(n_layer=3)
+    if kind == "LanguageModel(llama)":
+        # deprecated in nnsight 0.8 in favour of TransformersModel, and still what most code uses
+        with pytest.warns(FutureWarning, match="LanguageModel is deprecated"):
+            return model, nnsight.LanguageModel(model, tokenizer=bpe_tokenizer())
+    return model, nnsight.TransformersModel(model, tokenizer=bpe_tokenizer())
+
+
+@pytest.fixture(
+    scope="module", params=["NNsight(gpt2)", "LanguageModel(llama)", "TransformersModel(llama)"]
+)
+def pair(request):
+    return _wrap(request.param)
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    g = torch.Generator().manual_seed(1)
+    clean = torch.randint(1, 90, (5, 7), generator=g)
+    corrupt = clean.clone()
+    corrupt[:, 2] = torch.randint(1, 90, (5,), generator=g)
+    answers = torch.randint(1, 90, (5, 2), generator=g)
+    return clean, corrupt, logit_diff(answers[:, 0], answers[:, 1])
+
+
+def test_recognised_and_unwrapped(pair):
+    plain, wrapped = pair
+    assert is_nnsight(wrapped) and not is_nnsight(plain)
+    assert unwrap(wrapped) is plain and unwrap(plain) is plain
+
+
+def test_a_traced_capture_equals_the_hooked_capture(pair, tokens):
+    plain, wrapped = pair
+    clean, _, _ = tokens
+    with capture(plain, SITES) as ref:
+        plain(clean)
+    got = capture(wrapped, SITES).run(clean)
+    assert sorted(got.keys()) == sorted(ref.keys()) and len(ref.keys()) == 15
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.input_ids, clean)
+    assert owned_hooks() == []
+
+
+def test_positions_are_selected_inside_the_trace(pair, tokens):
+    plain, wrapped = pair
+    clean, _, _ = tokens
+    mask = torch.ones_like(clean)
+    mask[0, -2:] = 0
+    batch = {"input_ids": clean, "attention_mask": mask}
+    with capture(plain, "resid_post", positions=[0, -1]) as ref:
+        plain(**batch)
+    got = capture(wrapped, "resid_post", positions=[0, -1]).run(batch)
+    assert got["resid_post.1"].shape == (5, 2, plain.config.hidden_size)
+    assert got.positions == ref.positions == (0, 6)
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.attention_mask, mask)
+
+
+def test_the_context_manager_hooks_the_wrapped_module_during_a_local_trace(pair, tokens):
+    plain, wrapped = pair
+    clean, _, _ = tokens
+    with capture(plain, "resid_post") as ref:
+        plain(clean)
+    with capture(wrapped, "resid_post") as got, wrapped.trace(clean):
+        pass
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], atol=1e-5, rtol=0)
+    assert owned_hooks() == []
+
+
+def test_the_memory_guard_refuses_a_trace_before_it_runs(pair, tokens):
+    plain, wrapped = pair
+    clean, _, _ = tokens
+    calls = []
+    handle = plain.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(CaptureBudgetError):
+            capture(wrapped, "resid_post", max_bytes=1000).run(clean)
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def test_trace_errors_are_clear(pair, tokens):
+    _, wrapped = pair
+    clean, _, _ = tokens
+    with pytest.raises(CaptureError, match="matches no module"):
+        capture(wrapped, "transformer.nope.*")
+    with pytest.raises(CaptureError, match="attention patterns"):
+        capture(wrapped, "pattern").run(clean)
+    with pytest.raises(CaptureError, match="token ids or a tokenizer's output"):
+        capture(wrapped, "resid_post").run([1, 2, 3])
+    with pytest.raises(CaptureError, match="needs an nnsight model"):
+        capture(unwrap(wrapped), "resid_post").run(clean, remote=True)
+
+
+def test_execution_order_puts_inputs_before_outputs_and_blocks_in_order(pair):
+    plain, _ = pair
+    from interp_magics.core.targets import resolve_targets
+
+    targets, _ = resolve_targets(plain, ["resid_post", "resid_pre", "mlp_out", "attn_out"])
+    ordered = [t.key for t in execution_order(plain, targets)]
+    assert ordered[:4] == ["resid_pre.0", "attn_out.0", "mlp_out.0", "resid_post.0"]
+    assert ordered.index("resid_post.0") < ordered.index("resid_pre.1")
+
+
+@pytest.mark.filterwarnings("ignore:the clean-corrupted gap")
+@pytest.mark.parametrize("method", ["exact", "attribution"])
+def test_patching_and_ablation_accept_nnsight_models(pair, tokens, method):
+    plain, wrapped = pair
+    clean, corrupt, metric = tokens
+    kw = dict(method=method, progress=False, flips=999)
+    ref = activation_patch(plain, clean, corrupt, metric, **kw)
+    got = activation_patch(wrapped, clean, corrupt, metric, **kw)
+    torch.testing.assert_close(got.raw, ref.raw, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.per_example, ref.per_example, atol=1e-5, rtol=0)
+    ref = ablate(plain, clean, metric=metric, progress=False, flips=999)
+    got = ablate(wrapped, clean, metric=metric, progress=False, flips=999)
+    torch.testing.assert_close(got.values, ref.values, atol=1e-5, rtol=0)
+
+
+def test_attention_view_accepts_nnsight_models(pair, tokens):
+    plain, wrapped = pair
+    clean, _, _ = tokens
+    ref, got = attention_patterns(plain, clean), attention_patterns(wrapped, clean)
+    torch.testing.assert_close(got.pattern, ref.pattern, atol=1e-5, rtol=0)
