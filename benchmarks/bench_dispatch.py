@@ -33,20 +33,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch
+from bench_metric_functions import LAYERS, VOCAB, A, B, T, W, inputs  # the same model and data
 
 from interp_magics import capture, patching, testing
 
 RESULTS = Path(__file__).parent / "results"
-B, T, LAYERS, VOCAB, A, W = 8, 24, 6, 4000, 11, 42
-
-
-def inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    clean = torch.randint(0, VOCAB, (B, T), generator=g)
-    corrupt = clean.clone()
-    for pos in (3, 7):
-        corrupt[:, pos] = torch.randint(0, VOCAB, (B,), generator=g)
-    return clean, corrupt
 
 
 def dispatched(folder: str):

@@ -1,6 +1,7 @@
 // @vitest-environment jsdom
 // The attention viewer's parts: theme-aware colours, thinned labels, the layout that fits its
 // width, block-maximum pooling, and the tooltip / readout / table of a rendered view.
+import { fakeModel as fake } from './fake-model';
 import { describe, expect, it } from 'vitest';
 import widget from '../src/attention';
 import { every, slantedSpacing, thinning, TICK_LINE } from '../src/attention/axes';
@@ -151,24 +152,7 @@ function fakeModel(tokens: string[], detailCodes?: Uint8Array, scale = 0.5) {
     focus: -1,
     batch_index: 0
   };
-  const listeners: Record<string, ((...a: unknown[]) => void)[]> = {};
-  const sent: unknown[] = [];
-  return {
-    sent,
-    get: (k: string) => state[k],
-    set: (k: string, v: unknown) => {
-      state[k] = v;
-    },
-    save_changes: () => undefined,
-    on: (e: string, cb: (...a: unknown[]) => void) => {
-      (listeners[e] ??= []).push(cb);
-    },
-    off: (e: string, cb?: (...a: unknown[]) => void) => {
-      listeners[e] = (listeners[e] ?? []).filter(x => x !== cb);
-    },
-    send: (c: unknown) => sent.push(c),
-    emit: (e: string, ...a: unknown[]) => (listeners[e] ?? []).forEach(cb => cb(...a))
-  };
+  return fake(state);
 }
 
 function mount(model: ReturnType<typeof fakeModel>) {

@@ -1,6 +1,7 @@
 // @vitest-environment jsdom
 // The heatmap's render() against a fake anywidget model: axis and legend titles in words, one
 // scale across heads, a tooltip with the value and its interval, readouts that follow the state.
+import { fakeModel as fake } from './fake-model';
 import { describe, expect, it } from 'vitest';
 import heatmap from '../src/patching';
 
@@ -46,17 +47,7 @@ function fakeModel() {
     selected: [],
     slice_index: 0
   };
-  const listeners: Record<string, (() => void)[]> = {};
-  return {
-    get: (k: string) => state[k],
-    set: (k: string, v: unknown) => {
-      state[k] = v;
-      for (const f of listeners[`change:${k}`] ?? []) f();
-    },
-    save_changes: () => undefined,
-    on: (e: string, f: () => void) => (listeners[e] ??= []).push(f),
-    off: () => undefined
-  };
+  return fake(state, true);
 }
 
 const text = (el: Element, role: string): string =>

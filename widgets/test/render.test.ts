@@ -1,5 +1,6 @@
 // @vitest-environment jsdom
 // The widget's render() against a fake anywidget model: tokens from data are text, never HTML.
+import { fakeModel as fake } from './fake-model';
 import { describe, expect, it } from 'vitest';
 import widget from '../src/attention';
 
@@ -36,25 +37,7 @@ function fakeModel(tokens: string[]) {
     focus: -1,
     batch_index: 0
   };
-  const listeners: Record<string, ((...a: unknown[]) => void)[]> = {};
-  const sent: unknown[] = [];
-  return {
-    sent,
-    get: (k: string) => state[k],
-    set: (k: string, v: unknown) => {
-      state[k] = v;
-    },
-    save_changes: () => undefined,
-    on: (e: string, cb: (...a: unknown[]) => void) => {
-      (listeners[e] ??= []).push(cb);
-    },
-    off: (e: string, cb?: (...a: unknown[]) => void) => {
-      listeners[e] = (listeners[e] ?? []).filter(x => x !== cb);
-    },
-    send: (c: unknown) => sent.push(c),
-    emit: (e: string, ...a: unknown[]) => (listeners[e] ?? []).forEach(cb => cb(...a)),
-    listeners
-  };
+  return fake(state);
 }
 
 describe('render', () => {
