@@ -60,6 +60,26 @@ CELLS = [
 ]
 
 
+DISPATCH = """import tempfile
+import nnsight
+from accelerate import dispatch_model
+from interp_magics.core.placement import placement
+where = {"transformer.wte": "disk", "transformer.wpe": "cpu", "transformer.drop": "cpu",
+         "transformer.h.0": "cpu", "transformer.h.1": "disk", "transformer.h.2": "cpu",
+         "transformer.ln_f": "cpu", "lm_head": "disk"}
+big = dispatch_model(gpt2(), device_map=where, offload_dir=tempfile.mkdtemp())
+wrapped = nnsight.NNsight(gpt2())
+print("OFFLOADED", placement(big).offloaded["disk"])
+"""
+
+
+def _format_bytes(n: int) -> str:
+    """The panel's byte format (KiB with one decimal for these sizes)."""
+    from interp_magics.core.units import format_bytes
+
+    return format_bytes(n)
+
+
 def _notebook() -> dict:
     cells = []
     for kind, cell_id, source in CELLS:
@@ -230,6 +250,18 @@ def test_panels_in_jupyterlab(lab, browser, artifacts):
             "() => !document.querySelector('#interp-magics-activations .im-cache[data-name=\"acts\"]')"
         )
         assert _kernel_print(page, "print('acts' in globals())").strip() == "False"
+
+        # -- a dispatched model says where its weights live; an nnsight model what it wraps ------
+        printed = _kernel_print(page, DISPATCH)
+        offloaded = int(re.search(r"OFFLOADED (\d+)", printed).group(1))
+        placed = acts_panel.locator('.im-model[data-name="big"] .im-placement')
+        placed.wait_for(timeout=30_000)
+        text = placed.inner_text().replace("\u200b", "").replace("\n", " ")
+        assert "runs on cpu" in text and "offloaded to disk (not resident)" in text, text
+        assert _format_bytes(offloaded) in text
+        wrapped = acts_panel.locator('.im-model[data-name="wrapped"]')
+        assert "NNsight(GPT2LMHeadModel)" in wrapped.inner_text().replace("\u200b", "")
+        assert wrapped.locator(".im-placement").count() == 0  # not dispatched: no line
 
         # -- restart: the panel says so, and loading again is one click ------------------------
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.restartKernel()")

@@ -822,6 +822,37 @@ def test_free_counts_memory_kept_through_shared_storage(nb, take):
     assert reply["bytes"] == nbytes - 2 * 9 * 64 * 4
 
 
+def test_dispatched_and_nnsight_models_say_where_their_weights_live(nb):
+    nb.run(
+        "import tempfile, nnsight\n"
+        "from accelerate import dispatch_model\n"
+        "from interp_magics.testing import gpt2\n"
+        "where = {'transformer.wte': 'disk', 'transformer.wpe': 'cpu', 'transformer.drop': 'cpu',"
+        " 'transformer.h.0': 'cpu', 'transformer.h.1': 'disk', 'transformer.h.2': 'cpu',"
+        " 'transformer.ln_f': 'cpu', 'lm_head': 'disk'}\n"
+        "big = dispatch_model(gpt2(), device_map=where, offload_dir=tempfile.mkdtemp())\n"
+        "plain = gpt2()\n"
+        "wrapped = nnsight.NNsight(plain)\n"
+        "broken = gpt2(); broken.transformer.h[1].to('meta')"
+    )
+    plain = nb.ns["plain"]
+    models = {m["name"]: m for m in nb.open().received[0]["models"]}
+    sizes = {n: p.numel() * p.element_size() for n, p in plain.named_parameters()}
+    on_disk = sum(
+        v for k, v in sizes.items() if k.startswith(("transformer.wte.", "transformer.h.1."))
+    )
+    assert models["big"]["placement"] == {
+        "devices": ["cpu"],
+        "resident": {"cpu": sum(sizes.values()) - on_disk},
+        "offloaded": {"disk": on_disk},
+    }
+    assert "placement" not in models["plain"]
+    assert models["wrapped"]["class"] == "NNsight(GPT2LMHeadModel)"
+    assert models["wrapped"]["parameters"] == models["plain"]["parameters"]
+    # weights left on meta: still listed (its device says so), without a placement line
+    assert models["broken"]["device"] == "cpu, meta" and "placement" not in models["broken"]
+
+
 def test_an_uninitialised_lazy_module_does_not_break_the_snapshot(nb):
     nb.run("import torch\nlazy = torch.nn.LazyLinear(4)")
     c = nb.open()

@@ -5,7 +5,7 @@
 
 import { h, setTabData, wrappable } from './dom';
 import { KernelLink } from './kernel';
-import { formatBytes, ICacheSummary, IModelSummary } from './protocol';
+import { describePlacement, formatBytes, ICacheSummary, IModelSummary } from './protocol';
 import { SessionPanel } from './sessionpanel';
 import { Sessions } from './sessions';
 
@@ -218,7 +218,16 @@ export class ActivationsPanel extends SessionPanel {
           `${model.class} · ${model.parameters.toLocaleString()} parameters · ${model.dtype} · ${model.device}`
         )
       ),
-      h('span', { className: 'im-bytes' }, formatBytes(model.bytes))
+      h('span', { className: 'im-bytes' }, formatBytes(model.bytes)),
+      ...(model.placement
+        ? [
+            h(
+              'span',
+              { className: 'im-meta im-placement' },
+              wrappable(describePlacement(model.placement))
+            )
+          ]
+        : [])
     );
   }
 

@@ -35,6 +35,26 @@ export interface IModelSummary {
   bytes: number;
   dtype: string;
   device: string;
+  /** Only for a model dispatched by accelerate: where its weights live, where its blocks run. */
+  placement?: IPlacement;
+}
+
+export interface IPlacement {
+  devices: string[];
+  resident: Record<string, number>; // bytes of weights held on each device
+  offloaded: Record<string, number>; // bytes loaded only while their block runs: "cpu", "disk"
+}
+
+/** Return one line on a dispatched model: the devices its blocks run on and what is offloaded. */
+export function describePlacement(p: IPlacement): string {
+  const parts = [`runs on ${p.devices.join(', ') || 'no device'}`];
+  for (const [device, bytes] of Object.entries(p.resident)) {
+    parts.push(`${formatBytes(bytes)} on ${device}`);
+  }
+  for (const [where, bytes] of Object.entries(p.offloaded)) {
+    parts.push(`${formatBytes(bytes)} offloaded to ${where} (not resident)`);
+  }
+  return parts.join(' · ');
 }
 
 export interface ISnapshot {

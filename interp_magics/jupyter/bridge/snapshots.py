@@ -146,7 +146,7 @@ class Snapshots:
             kind = type(value)
             if cache_kind is not None and issubclass(kind, cache_kind):
                 found.append((name, value))
-            elif model_kind is not None and issubclass(kind, model_kind):
+            elif (model_kind is not None and issubclass(kind, model_kind)) or _wraps_a_model(kind):
                 model = _guarded(_model_summary, name, value)
                 if model is not None:
                     models.append(model)
@@ -242,10 +242,26 @@ def _guarded(describe: Callable[..., _T], *args: Any) -> _T | None:
         return None
 
 
+def _wraps_a_model(kind: type) -> bool:
+    """Return whether ``kind`` is an nnsight model class (it wraps a torch module)."""
+    return any(cls.__module__.startswith("nnsight.") for cls in kind.__mro__)
+
+
 def _model_summary(name: str, model: Any) -> Message:
-    """Return name, class, parameter count and bytes of ``model`` (shared parameters once)."""
+    """Return name, class, parameter count and bytes of ``model`` (shared parameters once).
+
+    An nnsight model is described by the module it wraps (read, never dispatched: the panel
+    must not load weights). A model dispatched by accelerate also says where its weights live
+    and which devices its blocks run on (``placement``).
+    """
     from torch.nn.parameter import is_lazy  # torch is imported: a module exists
 
+    from ...core.placement import placement
+
+    label = type(model).__name__
+    if _wraps_a_model(type(model)):
+        model = model.__dict__.get("_module")
+        label = f"{label}({type(model).__name__})"
     count = size = 0
     dtypes: set[str] = set()
     devices: set[str] = set()
@@ -258,11 +274,22 @@ def _model_summary(name: str, model: Any) -> Message:
         size += n * p.element_size()
         dtypes.add(str(p.dtype).removeprefix("torch."))
         devices.add(str(p.device))
-    return {
+    summary: Message = {
         "name": text(name),
-        "class": text(type(model).__name__),
+        "class": text(label),
         "parameters": count,
         "bytes": size,
         "dtype": ", ".join(sorted(dtypes)),
         "device": ", ".join(sorted(devices)),
     }
+    try:
+        where = placement(model)
+    except Exception:  # weights on meta with nothing to load them: the device says "meta"
+        where = None
+    if where is not None and where.dispatched:
+        summary["placement"] = {
+            "devices": [str(d) for d in where.devices],
+            "resident": dict(where.resident),
+            "offloaded": dict(where.offloaded),
+        }
+    return summary
