@@ -226,3 +226,48 @@ def test_load_is_idempotent_and_unload_removes_everything(shell):
     shell.run_line_magic("reload_ext", "interp_magics")
     assert "activations" in shell.magics_manager.magics["cell"]
     assert len(events.subscribers()) == 1
+
+
+def test_trace_captures_an_nnsight_model_from_the_cells_last_line(nb):
+    result, _ = run(nb, "import nnsight\nwrapped = nnsight.NNsight(model)\n")
+    assert result.success
+    result, text = run(
+        nb,
+        "%%activations wrapped -m resid_post --positions=-1 --trace -o traced -q\n"
+        "ids = batch['input_ids']\n"
+        "ids[:1]\n",
+    )
+    assert result.success, text
+    traced = nb.user_ns["traced"]
+    assert isinstance(traced, ActivationCache) and len(traced) == 3
+    assert traced["resid_post.2"].shape == (1, 1, 64)
+    from interp_magics import capture
+
+    with torch.no_grad(), capture(nb.user_ns["model"], "resid_post", positions=-1) as ref:
+        nb.user_ns["model"](nb.user_ns["batch"]["input_ids"][:1])
+    for key in ref:
+        torch.testing.assert_close(traced[key], ref[key], atol=1e-6, rtol=0)
+    assert "ids" in nb.user_ns  # the lines above the last one ran in the notebook
+    assert owned_hooks() == []
+
+
+def test_remote_on_a_model_that_runs_here_is_refused_before_the_body(nb):
+    from IPython.core.error import UsageError
+
+    before = dict(user_vars(nb))
+    result, _ = run(nb, "%%activations model -m resid_post --remote\nran = 1\nbatch\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "--remote needs an nnsight model" in str(result.error_in_exec)
+    assert user_vars(nb).keys() == before.keys()  # the body never ran
+
+
+def test_trace_needs_an_expression_last(nb):
+    from IPython.core.error import UsageError
+
+    result, _ = run(nb, "%%activations model -m resid_post --trace\nx = batch['input_ids']\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "last line must be the model input" in str(result.error_in_exec)
+    # on a HuggingFace model, --trace simply calls it with the last line's value
+    result, text = run(nb, "%%activations model -m resid_post --trace -o called -q\nbatch\n")
+    assert result.success, text
+    assert len(nb.user_ns["called"]) == 3

@@ -30,7 +30,7 @@ from .arguments import (
     unquote,
 )
 from .bridge import cache_listing
-from .cell_body import CellBodyFailed, run_body
+from .cell_body import CellBodyFailed, body_value, run_body
 from .state import get_ledger
 
 
@@ -76,6 +76,18 @@ class InterpMagics(Magics):
         "call .backward() in the cell",
     )
     @argument("--select", help="which element of tuple/dict outputs to store: an index or a key")
+    @argument(
+        "--trace",
+        action="store_true",
+        help="capture through one nnsight trace (an nnsight model; a HuggingFace model is simply "
+        "called): the cell's last line is the model input, token ids or a tokenizer output",
+    )
+    @argument(
+        "--remote",
+        action="store_true",
+        help="like --trace, on NDIF (an nnsight model whose weights live there; set your key "
+        "with nnsight.CONFIG.set_default_api_key)",
+    )
     @argument("-q", "--quiet", action="store_true", help="do not display the cache table")
     @line_cell_magic
     def activations(self, line: str, cell: str | None = None) -> Any:
@@ -132,6 +144,18 @@ class InterpMagics(Magics):
             )
         except CaptureError as exc:
             raise UsageError(str(exc)) from None
+        if args.trace or args.remote:
+            if args.remote and cap.traced is None:
+                raise UsageError(
+                    f"--remote needs an nnsight model (nnsight.LanguageModel or NNsight(module)); "
+                    f"{args.model} is a {type(model).__name__}, which runs here: drop --remote"
+                )
+            try:
+                cache = cap.run(body_value(self.shell, cell), remote=args.remote)
+            except CaptureError as exc:
+                raise UsageError(str(exc)) from None
+            self.shell.user_ns[out] = cache  # type: ignore[union-attr]
+            return None if args.quiet else cache
         with cap as cache:
             result = run_body(self.shell, cell)
             if not result.success:
