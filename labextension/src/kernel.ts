@@ -8,6 +8,9 @@
  * a silent request). Opening a comm to a kernel without the target fails loudly: the kernel
  * logs "No such comm target registered" and closes it, and the page logs "Comm not found" for
  * the close when the comm was already let go. Asking first opens no comm that can fail.
+ *
+ * Past 400 lines: the link's states (asking, connecting, connected, restarting, dead) and the
+ * messages that move between them are one state machine, kept in one place.
  */
 
 import { ISessionContext } from '@jupyterlab/apputils';

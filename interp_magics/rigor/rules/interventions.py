@@ -10,6 +10,9 @@ reads (stores a copy) is not. Functions defined in the notebook are followed int
 calling a notebook function that registers such a hook, directly or through other notebook
 functions, is an intervention too.
 
+The module is past 400 lines because each library's way of intervening is recognised here, in
+one place, so that every causal rule asks the same question the same way.
+
 Each intervention records what it touches (the numbers in its code: layer and head indices, and
 whether it sweeps a loop or reaches attention heads), how it corrupts (Gaussian noise, zeros, or
 something on distribution) and how it is scored (a probability, or a logit difference or
