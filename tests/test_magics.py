@@ -271,3 +271,27 @@ def test_trace_needs_an_expression_last(nb):
     result, text = run(nb, "%%activations model -m resid_post --trace -o called -q\nbatch\n")
     assert result.success, text
     assert len(nb.user_ns["called"]) == 3
+
+
+def test_patch_through_traces_of_an_nnsight_model(nb):
+    result, text = run(
+        nb,
+        "import nnsight\nfrom interp_magics import patching\n"
+        "wrapped = nnsight.NNsight(model)\n"
+        "corrupt = {'input_ids': batch['input_ids'].clone()}\n"
+        "corrupt['input_ids'][:, 2] = 5\n"
+        "metric = patching.logit_diff(torch.tensor([3, 4]), torch.tensor([7, 8]))\n"
+        "hooked = patching.activation_patch(model, batch, corrupt, metric, progress=False)\n",
+    )
+    assert result.success, text
+    result, text = run(
+        nb, "%patch wrapped --clean batch --corrupt corrupt --metric metric --trace -o traced\n"
+    )
+    assert result.success, text
+    traced, hooked = nb.user_ns["traced"], nb.user_ns["hooked"]
+    torch.testing.assert_close(traced.per_example, hooked.per_example, atol=1e-5, rtol=0)
+    result, _ = run(nb, "%patch model --clean batch --corrupt corrupt --metric metric --remote\n")
+    from IPython.core.error import UsageError
+
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "need an nnsight model" in str(result.error_in_exec)

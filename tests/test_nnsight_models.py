@@ -151,3 +151,63 @@ def test_attention_view_accepts_nnsight_models(pair, tokens):
     clean, _, _ = tokens
     ref, got = attention_patterns(plain, clean), attention_patterns(wrapped, clean)
     torch.testing.assert_close(got.pattern, ref.pattern, atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:the clean-corrupted gap")
+@pytest.mark.parametrize(
+    ("site", "by", "metric_name", "direction"),
+    [
+        ("resid_pre", ("layer", "pos"), "logit_diff", "denoising"),
+        ("attn_out", ("layer", "pos"), "kl_to_clean", "noising"),
+        ("mlp_out", ("layer",), "logprob", "denoising"),
+        ("resid_post", ("layer",), "logit_diff", "noising"),
+    ],
+)
+def test_patching_through_traces_equals_the_hooked_sweep(
+    pair, tokens, site, by, metric_name, direction
+):
+    from interp_magics.patching.metrics import kl_to_clean, logprob
+
+    plain, wrapped = pair
+    clean, corrupt, diff = tokens
+    metric = {"logit_diff": diff, "kl_to_clean": kl_to_clean(), "logprob": logprob(diff.correct)}[
+        metric_name
+    ]
+    kw = dict(site=site, by=by, direction=direction, progress=False, flips=999)
+    ref = activation_patch(plain, clean, corrupt, metric, **kw)
+    forwards = []
+    handle = plain.register_forward_pre_hook(lambda *a: forwards.append(1))
+    try:
+        # 35 tokens a trace: one cell (5 examples x 7 tokens) at a time
+        got = activation_patch(wrapped, clean, corrupt, metric, trace=True, batch_tokens=70, **kw)
+    finally:
+        handle.remove()
+    cells = ref.values.numel()
+    assert len(forwards) == 2 + -(-cells // 2)  # two reference traces, then two cells a trace
+    torch.testing.assert_close(got.per_example, ref.per_example, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.raw, ref.raw, atol=1e-5, rtol=0)
+    # token labels come from the wrapper's tokenizer where it has one
+    assert got.labels.keys() == ref.labels.keys() and got.labels["layer"] == ref.labels["layer"]
+    assert got.method == "exact" and got.site == site
+    torch.testing.assert_close(got.p_corrected, ref.p_corrected, atol=0.01, rtol=0)
+    assert owned_hooks() == []
+
+
+def test_traced_patching_refuses_what_it_cannot_run(pair, tokens):
+    from interp_magics.patching.inputs import PatchingError
+
+    plain, wrapped = pair
+    clean, corrupt, metric = tokens
+    cases = [
+        (dict(method="attribution"), "only method='exact'"),
+        (dict(site="head_out", by=("layer", "head")), "the sites are"),
+        (dict(corrupt=None, noise=3.0), "noise corruption is not traced"),
+    ]
+    for kw, message in cases:
+        args = {"corrupt": corrupt, **kw}
+        with pytest.raises(PatchingError, match=message):
+            activation_patch(wrapped, clean, args.pop("corrupt"), metric, trace=True, **args)
+    with pytest.raises(PatchingError, match="need an nnsight model"):
+        activation_patch(plain, clean, corrupt, metric, remote=True)
+    with pytest.raises(PatchingError, match="could not be found"):
+        activation_patch(wrapped, clean, corrupt, lambda logits: logits.mean((1, 2)), trace=True)

@@ -186,3 +186,4 @@ def test_big_models_notebook_gets_the_plain_values_on_a_dispatched_model(execute
     assert "hooks of ours still installed: []" in text
     assert "CaptureError - 5 weights of LlamaForCausalLM are on the meta device" in text
     assert "same as the hooked capture: True" in text
+    assert "largest difference from the hooked sweep: 0.0" in text

@@ -261,6 +261,8 @@ class InterpMagics(Magics):
     )
     @argument("--layers", help="only these layers, e.g. {0-3} or 0,5")
     @argument("--tokenizer", help="tokenizer variable, for token labels")
+    @argument("--trace", action="store_true", help="an nnsight model: run the sweep through traces")
+    @argument("--remote", action="store_true", help="an nnsight model: run the sweep on NDIF")
     @argument("-o", "--out", help="also store the PatchResult in this variable")
     @line_magic
     def patch(self, line: str) -> Any:
@@ -295,6 +297,8 @@ class InterpMagics(Magics):
                 verify_top=args.verify_top,
                 layers=layers,
                 tokenizer=lookup_optional(self.shell, args.tokenizer),
+                trace=args.trace,
+                remote=args.remote,
             )
         except (CaptureError, PatternError) as exc:
             raise UsageError(str(exc)) from None

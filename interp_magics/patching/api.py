@@ -59,6 +59,8 @@ def activation_patch(
     alpha: float = 0.05,
     correction: str = MAX_T,
     flips: int = 9999,
+    trace: bool = False,
+    remote: bool = False,
 ) -> PatchResult:
     """Return the effect on ``metric`` of patching ``site`` cell by cell between two runs.
 
@@ -93,6 +95,10 @@ def activation_patch(
             maximum |t| over cells under the same sign flips), ``"none"``, or a
             ``statsmodels.stats.multitest.multipletests`` method (``"holm"``, ``"fdr_bh"``...).
         flips: random sign patterns per test when ``2**batch`` exceeds it (else all, exact).
+        trace: for an nnsight model, run the sweep through nnsight traces (cells batched into
+            as few traces as ``batch_tokens`` allows) instead of hooking its module here.
+        remote: like ``trace``, on NDIF (nnsight's API key must be set); exact patching of
+            ``resid_pre``/``resid_post``/``attn_out``/``mlp_out`` by layer (and position).
 
     Values are normalised so the corrupted run scores 0 and the clean run 1 (batch means first,
     then rescaled); raw and per-example values are kept too. Every cell also gets a t-interval
@@ -100,6 +106,24 @@ def activation_patch(
     the sweep (see :mod:`.uncertainty`). A warning says when the clean-corrupted gap is small
     against its standard error, since normalised values then divide by noise.
     """
+    if trace or remote:
+        return _traced_patch(
+            model,
+            clean,
+            corrupt,
+            metric,
+            site=site,
+            by=by,
+            method=method,
+            direction=direction,
+            layers=layers,
+            noise=noise,
+            tokenizer=tokenizer,
+            batch_tokens=batch_tokens,
+            progress=progress,
+            options=stat_options(alpha, correction, flips, seed),
+            remote=remote,
+        )
     tokenizer, model = _local(model, tokenizer)
     options = stat_options(alpha, correction, flips, seed)
     metric_obj = patch_metric(metric, method, direction, verify_top)
@@ -127,6 +151,74 @@ def activation_patch(
         direction=direction,
         corruption=corruption,
         verify_top=verify_top,
+        options=options,
+    )
+
+
+def _traced_patch(
+    wrapped: Any,
+    clean: Any,
+    corrupt: Any,
+    metric: Any,
+    *,
+    site: str,
+    by: Any,
+    method: str,
+    direction: str,
+    layers: Sequence[int] | None,
+    noise: float | None,
+    tokenizer: Any,
+    batch_tokens: int,
+    progress: bool,
+    options: StatOptions,
+    remote: bool,
+) -> PatchResult:
+    """Return :func:`activation_patch`'s result for an nnsight model, run through traces."""
+    from .traced import check_traceable, traced_reference, traced_sweep
+
+    if not is_nnsight(wrapped):
+        raise PatchingError(
+            f"trace=True and remote=True need an nnsight model (NNsight(module), "
+            f"TransformersModel, LanguageModel); {type(wrapped).__name__} runs here: drop them"
+        )
+    if noise is not None:
+        raise PatchingError("noise corruption is not traced: give corrupted prompts instead")
+    tokenizer = tokenizer if tokenizer is not None else getattr(wrapped, "tokenizer", None)
+    # Remotely the weights stay on NDIF: the local module (meta weights) gives the structure only.
+    module = wrapped._module if remote else unwrap(wrapped)
+    metric_obj = patch_metric(metric, method, direction, 0)
+    site, axes = sweep_axes(site, by)
+    clean_b, corrupt_b = paired_batches(clean, corrupt, noise)
+    sweep = checked_sweep(
+        module,
+        metric_obj,
+        clean_b,
+        site,
+        axes,
+        layers,
+        batch_tokens,
+        progress,
+        weights_here=not remote,
+    )
+    check_traceable(sweep, method)
+    keep = metric_obj.needs_clean_distribution()
+    clean_run = traced_reference(wrapped, sweep, clean_b, remote, keep=keep)
+    corrupt_run = traced_reference(wrapped, sweep, corrupt_b, remote)
+    base, source = (
+        (corrupt_run, clean_run) if direction == "denoising" else (clean_run, corrupt_run)
+    )
+    per_example = traced_sweep(wrapped, sweep, base, source, remote)
+    labels = axis_labels(sweep, clean_b, corrupt_b, tokenizer)
+    return _patch_result(
+        sweep,
+        (clean_run, corrupt_run),
+        per_example,
+        labels,
+        None,
+        method=method,
+        direction=direction,
+        corruption="counterfactual prompts",
+        verify_top=0,
         options=options,
     )
 

@@ -172,13 +172,16 @@ def checked_sweep(
     layers: Sequence[int] | None,
     batch_tokens: int,
     progress: bool,
+    *,
+    weights_here: bool = True,
 ) -> Sweep:
     """Return the sweep of ``site`` along ``axes`` over ``layers`` of ``model``, all checked.
 
     The checks that need the model: a known architecture, answer tokens inside its vocabulary,
-    layers in range, and the metric's positions inside ``batch``.
+    layers in range, and the metric's positions inside ``batch``. ``weights_here=False`` (a
+    remote model's local skeleton) skips the check that its weights are loaded.
     """
-    runner = Runner(model, metric)
+    runner = Runner(model, metric, weights_here=weights_here)
     if runner.unembed is None and not isinstance(metric, CallableMetric):
         raise MetricError(
             f"{metric.name} reads next-token logits, but {type(model).__name__} has no language-"

@@ -104,14 +104,15 @@ class _ForwardOverride:
 class Runner:
     """Runs ``model`` (a HuggingFace-style model with an adapter) for patching and ablation."""
 
-    def __init__(self, model: nn.Module, metric: Metric) -> None:
+    def __init__(self, model: nn.Module, metric: Metric, *, weights_here: bool = True) -> None:
         adapter = adapter_for(model)
         if adapter is None or not hasattr(adapter, "spec"):
             raise CaptureError(
                 f"patching needs a model whose blocks interp-magics knows (GPT-2, GPT-NeoX/Pythia, "
                 f"Llama-family, BERT-family HuggingFace models); {type(model).__name__} is not one"
             )
-        placement(model)  # weights left on the meta device: say so before any forward
+        if weights_here:
+            placement(model)  # weights left on the meta device: say so before any forward
         self.model = model
         self.adapter: Adapter = adapter
         self.metric = metric
