@@ -211,3 +211,17 @@ def test_traced_patching_refuses_what_it_cannot_run(pair, tokens):
         activation_patch(plain, clean, corrupt, metric, remote=True)
     with pytest.raises(PatchingError, match="could not be found"):
         activation_patch(wrapped, clean, corrupt, lambda logits: logits.mean((1, 2)), trace=True)
+
+
+@pytest.mark.parametrize(("kind", "by"), [("mean", ("layer",)), ("resample", ("layer", "pos"))])
+def test_ablation_through_traces_equals_the_hooked_sweep(pair, tokens, kind, by):
+    plain, wrapped = pair
+    clean, _, metric = tokens
+    kw = dict(sites="attn_out", kind=kind, by=by, metric=metric, resamples=2, progress=False)
+    ref = ablate(plain, clean, flips=999, **kw)
+    got = ablate(wrapped, clean, flips=999, trace=True, batch_tokens=70, **kw)
+    torch.testing.assert_close(got.per_example, ref.per_example, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.values, ref.values, atol=1e-5, rtol=0)
+    assert got.method == ref.method == f"{kind}-ablation" and got.corruption == ref.corruption
+    with pytest.raises(CaptureError, match="need an nnsight model"):
+        ablate(plain, clean, remote=True, **kw)

@@ -51,6 +51,17 @@ def unwrap(model: Any) -> Any:
     return module
 
 
+def skeleton(model: Any, remote: bool) -> nn.Module:
+    """Return the module whose structure a trace of ``model`` follows: for a remote model its
+    local copy with weights left on meta (the weights live on the server), else :func:`unwrap`."""
+    if not remote:
+        return unwrap(model)  # type: ignore[no-any-return]
+    module = getattr(model, "_module", None)
+    if not isinstance(module, nn.Module):
+        raise CaptureError(f"{type(model).__name__} wraps no torch module that can be reached")
+    return module
+
+
 def envoy(model: Any, path: str) -> Any:
     """Return the envoy of ``model`` at the module path ``path`` (``transformer.h.1.attn``)."""
     node = model

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..core import events
 from ..core.records import AblationRecord, PatchRecord
-from ..core.traced import is_nnsight, unwrap
+from ..core.traced import is_nnsight, skeleton, unwrap
 from .attribution import attribution_sweep, verification_summary, verify_top_cells
 from .corruption import ablation_sources, corruption_hooks
 from .exact import exact_sweep
@@ -176,16 +176,12 @@ def _traced_patch(
     """Return :func:`activation_patch`'s result for an nnsight model, run through traces."""
     from .traced import check_traceable, traced_reference, traced_sweep
 
-    if not is_nnsight(wrapped):
-        raise PatchingError(
-            f"trace=True and remote=True need an nnsight model (NNsight(module), "
-            f"TransformersModel, LanguageModel); {type(wrapped).__name__} runs here: drop them"
-        )
+    _nnsight_only(wrapped)
     if noise is not None:
         raise PatchingError("noise corruption is not traced: give corrupted prompts instead")
     tokenizer = tokenizer if tokenizer is not None else getattr(wrapped, "tokenizer", None)
     # Remotely the weights stay on NDIF: the local module (meta weights) gives the structure only.
-    module = wrapped._module if remote else unwrap(wrapped)
+    module = skeleton(wrapped, remote)
     metric_obj = patch_metric(metric, method, direction, 0)
     site, axes = sweep_axes(site, by)
     clean_b, corrupt_b = paired_batches(clean, corrupt, noise)
@@ -221,6 +217,15 @@ def _traced_patch(
         verify_top=0,
         options=options,
     )
+
+
+def _nnsight_only(model: Any) -> None:
+    """Raise PatchingError unless ``model`` is an nnsight model (what traces can run)."""
+    if not is_nnsight(model):
+        raise PatchingError(
+            f"trace=True and remote=True need an nnsight model (NNsight(module), "
+            f"TransformersModel, LanguageModel); {type(model).__name__} runs here: drop them"
+        )
 
 
 def _local(model: Any, tokenizer: Any) -> tuple[Any, nn.Module]:
@@ -356,6 +361,8 @@ def ablate(
     alpha: float = 0.05,
     correction: str = MAX_T,
     flips: int = 9999,
+    trace: bool = False,
+    remote: bool = False,
 ) -> PatchResult:
     """Return the change in ``metric`` when each cell of ``sites`` is ablated.
 
@@ -367,8 +374,15 @@ def ablate(
     ``metric(ablated) - metric(clean)``: negative where the component is necessary for what the
     metric measures. Each cell gets a t-interval over examples and a sign-flip test of no
     change, corrected across the sweep by ``correction`` (as in :func:`activation_patch`).
+    ``trace`` and ``remote`` run an nnsight model's sweep through traces, as there.
     """
-    tokenizer, model = _local(model, tokenizer)
+    traced = trace or remote
+    if traced:
+        _nnsight_only(model)
+        tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+        wrapped, model = model, skeleton(model, remote)
+    else:
+        tokenizer, model = _local(model, tokenizer)
     options = stat_options(alpha, correction, flips, seed)
     if kind == "resample" and (isinstance(resamples, bool) or int(resamples) < 1):
         raise PatchingError(f"resamples must be a positive number of derangements, got {resamples}")
@@ -379,12 +393,34 @@ def ablate(
         raise PatchingError(
             "resample ablation takes activations from other examples: give at least 2"
         )
-    sweep = checked_sweep(model, metric_obj, batch, site, axes, layers, batch_tokens, progress)
-    batch = sweep.on_device(batch)
-    run = reference_run(sweep, batch, keep_logprobs=metric_obj.needs_clean_distribution())
+    sweep = checked_sweep(
+        model,
+        metric_obj,
+        batch,
+        site,
+        axes,
+        layers,
+        batch_tokens,
+        progress,
+        weights_here=not remote,
+    )
+    keep = metric_obj.needs_clean_distribution()
+    if traced:
+        from .traced import check_traceable, traced_reference, traced_sweep
+
+        check_traceable(sweep, "exact")
+        run = traced_reference(wrapped, sweep, batch, remote, keep=keep)
+    else:
+        batch = sweep.on_device(batch)
+        run = reference_run(sweep, batch, keep_logprobs=keep)
     sources = ablation_sources(run, kind, seed, int(resamples) if kind == "resample" else 1)
     per_example = torch.stack(
-        [exact_sweep(sweep, run, source, desc=f"{kind} ablation") for source in sources]
+        [
+            traced_sweep(wrapped, sweep, run, Run(run.batch, run.values, {}, source), remote)
+            if traced
+            else exact_sweep(sweep, run, source, desc=f"{kind} ablation")
+            for source in sources
+        ]
     ).mean(0)
     raw = per_example.mean(-1)
     clean_mean = float(run.values.mean())
