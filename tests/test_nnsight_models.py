@@ -161,6 +161,8 @@ def test_attention_view_accepts_nnsight_models(pair, tokens):
         ("attn_out", ("layer", "pos"), "kl_to_clean", "noising"),
         ("mlp_out", ("layer",), "logprob", "denoising"),
         ("resid_post", ("layer",), "logit_diff", "noising"),
+        ("head_out", ("layer", "head"), "logit_diff", "denoising"),
+        ("head_out", ("layer", "head", "pos"), "logprob", "noising"),
     ],
 )
 def test_patching_through_traces_equals_the_hooked_sweep(
@@ -200,7 +202,6 @@ def test_traced_patching_refuses_what_it_cannot_run(pair, tokens):
     clean, corrupt, metric = tokens
     cases = [
         (dict(method="attribution"), "only method='exact'"),
-        (dict(site="head_out", by=("layer", "head")), "the sites are"),
         (dict(corrupt=None, noise=3.0), "noise corruption is not traced"),
     ]
     for kw, message in cases:
@@ -213,11 +214,18 @@ def test_traced_patching_refuses_what_it_cannot_run(pair, tokens):
         activation_patch(wrapped, clean, corrupt, lambda logits: logits.mean((1, 2)), trace=True)
 
 
-@pytest.mark.parametrize(("kind", "by"), [("mean", ("layer",)), ("resample", ("layer", "pos"))])
-def test_ablation_through_traces_equals_the_hooked_sweep(pair, tokens, kind, by):
+@pytest.mark.parametrize(
+    ("kind", "site", "by"),
+    [
+        ("mean", "attn_out", ("layer",)),
+        ("resample", "attn_out", ("layer", "pos")),
+        ("mean", "head_out", ("layer", "head")),
+    ],
+)
+def test_ablation_through_traces_equals_the_hooked_sweep(pair, tokens, kind, site, by):
     plain, wrapped = pair
     clean, _, metric = tokens
-    kw = dict(sites="attn_out", kind=kind, by=by, metric=metric, resamples=2, progress=False)
+    kw = dict(sites=site, kind=kind, by=by, metric=metric, resamples=2, progress=False)
     ref = ablate(plain, clean, flips=999, **kw)
     got = ablate(wrapped, clean, flips=999, trace=True, batch_tokens=70, **kw)
     torch.testing.assert_close(got.per_example, ref.per_example, atol=1e-5, rtol=0)

@@ -97,8 +97,7 @@ def activation_patch(
         flips: random sign patterns per test when ``2**batch`` exceeds it (else all, exact).
         trace: for an nnsight model, run the sweep through nnsight traces (cells batched into
             as few traces as ``batch_tokens`` allows) instead of hooking its module here.
-        remote: like ``trace``, on NDIF (nnsight's API key must be set); exact patching of
-            ``resid_pre``/``resid_post``/``attn_out``/``mlp_out`` by layer (and position).
+        remote: like ``trace``, on NDIF (nnsight's API key must be set); exact patching only.
 
     Values are normalised so the corrupted run scores 0 and the clean run 1 (batch means first,
     then rescaled); raw and per-example values are kept too. Every cell also gets a t-interval

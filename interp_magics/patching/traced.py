@@ -8,9 +8,10 @@ place for the rows of the cells at that layer (nnsight applies assignments to ``
 row, the metric's vocabulary rows). The reference runs are one trace each, which also save the
 source activations. The statistics, normalisation and ledger record are those of every sweep.
 
-Supported: exact patching (denoising or noising with counterfactual prompts) by ``("layer",)`` or
-``("layer", "pos")`` at ``resid_pre``, ``resid_post``, ``attn_out`` or ``mlp_out``, with metrics
-whose reads are known (the built-in ones, or a function whose positions and rows were found).
+Supported: exact patching (denoising or noising with counterfactual prompts) and ablation, at
+``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out`` by layer (and position), and at
+``head_out`` by layer and head (and position), with metrics whose reads are known (the built-in
+ones, or a function whose positions and rows were found).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from .inputs import PatchingError
 from .metrics import Metric
 from .sweep import Run, Sweep
 
-#: Sites a traced sweep can edit in place.
-TRACED_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out")
+#: A patched cell: (layer, head or None, position or None).
+Cell = tuple[int, int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Edit:
     rows: torch.Tensor
     positions: torch.Tensor | None
     values: torch.Tensor
+    heads: torch.Tensor | None = None  # per-head sites: the head of each row
+    n_heads: int | None = None  # per-head sites: the last dim splits into this many heads
 
 
 def check_traceable(sweep: Sweep, method: str) -> None:
@@ -49,11 +52,6 @@ def check_traceable(sweep: Sweep, method: str) -> None:
         raise PatchingError(
             "through an nnsight trace only method='exact' runs (attribution needs a backward "
             "pass through the remote model); patch locally for attribution"
-        )
-    if sweep.site not in TRACED_SITES or "head" in sweep.axes:
-        raise PatchingError(
-            f"through an nnsight trace the sites are {', '.join(TRACED_SITES)} by ('layer',) or "
-            f"('layer', 'pos'); got site={sweep.site!r}, by={sweep.axes!r}"
         )
     if sweep.metric.reads_all_logits:
         raise PatchingError(
@@ -81,17 +79,24 @@ def traced_reference(
     if keep:
         sweep.runner.clean_logprobs = picked.float().log_softmax(-1)
     values = sweep.metric.score(picked, examples, sweep.runner.clean_logprobs).float().cpu()
-    site = {layer: s.detach().cpu() for layer, s in zip(sweep.layers, saved, strict=True)}
+    site = {
+        layer: _split(s.detach().cpu(), t.heads)
+        for layer, s, t in zip(sweep.layers, saved, targets, strict=True)
+    }
     return Run(batch, values, {}, site)
 
 
+def _split(value: torch.Tensor, heads: int | None) -> torch.Tensor:
+    """Return ``value`` with its last dim split into ``heads`` (as a hooked capture stores it)."""
+    return value if heads is None else value.view(*value.shape[:-1], heads, -1)
+
+
 def traced_sweep(wrapped: Any, sweep: Sweep, base: Run, source: Run, remote: bool) -> torch.Tensor:
-    """Return the metric per example of every patched cell ``[layers, (positions,) examples]``."""
+    """Return the metric per example of every patched cell ``[layers, (heads,) (positions,) n]``."""
     n, length = (int(x) for x in base.batch["input_ids"].shape)
-    by_pos = "pos" in sweep.axes
-    cells = [
-        (layer, pos) for layer in sweep.layers for pos in (range(length) if by_pos else [None])
-    ]
+    heads = range(sweep.runner.n_heads) if "head" in sweep.axes else [None]
+    positions = range(length) if "pos" in sweep.axes else [None]
+    cells = [(layer, h, p) for layer in sweep.layers for h in heads for p in positions]
     per_chunk = max(1, sweep.batch_tokens // max(1, n * length))
     targets = {layer: sweep.runner.adapter.target(sweep.site, layer) for layer in sweep.layers}
     out = torch.empty(len(cells), n)
@@ -101,26 +106,44 @@ def traced_sweep(wrapped: Any, sweep: Sweep, base: Run, source: Run, remote: boo
             key: value.repeat(k, *([1] * (value.ndim - 1))) for key, value in base.batch.items()
         }
         examples = torch.arange(n).repeat(k)
-        edits = []
-        for layer in sweep.layers:
-            at = [i for i, (cell_layer, _) in enumerate(chunk) if cell_layer == layer]
-            if not at:
-                continue
-            rows = torch.cat([torch.arange(i * n, (i + 1) * n) for i in at])
-            src = source.site[layer]
-            if by_pos:
-                positions = torch.tensor([chunk[i][1] for i in at]).repeat_interleave(n)
-                values = src[torch.arange(n).repeat(len(at)), positions]
-            else:
-                positions, values = None, src.repeat(len(at), *([1] * (src.ndim - 1)))
-            t = targets[layer]
-            index = t.select if isinstance(t.select, int) else None
-            edits.append(Edit(envoy(wrapped, t.path), t.io, index, rows, positions, values))
+        edits = [
+            _edit(wrapped, targets[layer], chunk, layer, source.site[layer], n)
+            for layer in sweep.layers
+            if any(cell[0] == layer for cell in chunk)
+        ]
         _, picked = _trace(wrapped, batch, edits, [], _reads(sweep.metric, examples), remote)
         scores = sweep.metric.score(picked, examples, sweep.runner.clean_logprobs).float().cpu()
         out[start : start + k] = scores.view(k, n)
-    shape = (len(sweep.layers), length, n) if by_pos else (len(sweep.layers), n)
-    return out.view(shape)
+    shape = [len(sweep.layers)]
+    shape += [len(heads)] if "head" in sweep.axes else []
+    shape += [length] if "pos" in sweep.axes else []
+    return out.view(*shape, n)
+
+
+def _edit(
+    wrapped: Any, target: Any, chunk: list[Cell], layer: int, src: torch.Tensor, n: int
+) -> Edit:
+    """Return the edit of ``layer``'s site for the cells of ``chunk`` at that layer.
+
+    Cell ``i`` of the chunk owns rows ``i*n .. i*n+n-1`` (one copy of the batch); ``src`` holds
+    the source activations, ``[n, T, H, d_head]`` for a per-head site.
+    """
+    at = [i for i, cell in enumerate(chunk) if cell[0] == layer]
+    rows = torch.cat([torch.arange(i * n, (i + 1) * n) for i in at])
+    ex = torch.arange(n).repeat(len(at))
+    head_ids = None if chunk[at[0]][1] is None else torch.tensor([chunk[i][1] for i in at])
+    pos_ids = None if chunk[at[0]][2] is None else torch.tensor([chunk[i][2] for i in at])
+    heads = None if head_ids is None else head_ids.repeat_interleave(n)
+    positions = None if pos_ids is None else pos_ids.repeat_interleave(n)
+    if heads is None:
+        values = src[ex] if positions is None else src[ex, positions]
+    else:
+        values = src[ex, :, heads] if positions is None else src[ex, positions, heads]
+    index = target.select if isinstance(target.select, int) else None
+    n_heads = target.heads if heads is not None else None
+    return Edit(
+        envoy(wrapped, target.path), target.io, index, rows, positions, values, heads, n_heads
+    )
 
 
 @dataclass(frozen=True)
@@ -161,7 +184,15 @@ def _trace(
                 value = value[0]
             rows = edit.rows.to(value.device)
             new = edit.values.to(device=value.device, dtype=value.dtype)
-            if edit.positions is None:
+            if edit.heads is not None:
+                # a view [N, T, H, d_head] of the concatenated heads: writes reach the model
+                split = value.view(*value.shape[:-1], edit.n_heads, -1)
+                heads = edit.heads.to(value.device)
+                if edit.positions is None:
+                    split[rows, :, heads] = new
+                else:
+                    split[rows, edit.positions.to(value.device), heads] = new
+            elif edit.positions is None:
                 value[rows] = new
             else:
                 value[rows, edit.positions.to(value.device)] = new
