@@ -23,6 +23,7 @@ LAYER_OF = {
     "stats": "analyses",
     "patching": "analyses",
     "probes": "analyses",
+    "store": "analyses",
     "toy": "analyses",
     "testing": "analyses",
     "exercises": "analyses",
