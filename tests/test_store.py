@@ -223,3 +223,38 @@ def test_bad_stores_and_data_get_clear_errors(tmp_path):
     uneven = [batches(1)[0], batches(1, tokens=9)[0]]
     with pytest.raises(StoreError, match="same sequence length"):
         harvest(model, uneven, SITES, str(tmp_path / "u.zarr"), batch_size=4, progress=False)
+
+
+def test_the_activations_magic_appends_each_cell_to_a_store(shell, tmp_path):
+    from IPython.core.error import UsageError
+
+    path = str(tmp_path / "cells.zarr")
+    shell.run_cell(
+        "import torch\nfrom interp_magics.testing import gpt2\nmodel = gpt2()\n"
+        "ids = torch.randint(1, 90, (3, 6), generator=torch.Generator().manual_seed(0))\n"
+        "more = torch.randint(1, 90, (2, 6), generator=torch.Generator().manual_seed(1))\n"
+    )
+    magic = f"%%activations model -m resid_post --positions=-1 --store {path} -o acts -q\n"
+    first = shell.run_cell(magic + "model(ids)\n")
+    assert first.success
+    kept = {k: v.clone() for k, v in shell.user_ns["acts"].items()}
+    assert "stored 3 examples" in shell.user_ns["acts"].notes[-1]
+    assert shell.run_cell(magic + "model(more)\n").success
+    assert "now 5" in shell.user_ns["acts"].notes[-1]
+    again = shell.run_cell(magic + "model(ids)\n")
+    assert again.success and "not stored again" in shell.user_ns["acts"].notes[-1]
+    store = open_store(path)
+    assert store.examples == 5 and store.keys() == ["resid_post.0", "resid_post.1", "resid_post.2"]
+    np.testing.assert_array_equal(store["resid_post.1"][:3].compute(), kept["resid_post.1"].numpy())
+    np.testing.assert_array_equal(store.input_ids[3:], shell.user_ns["more"].numpy())
+    bad = shell.run_cell(
+        f"%%activations model -m resid_post --positions=-1 --dtype float16 --store {path}\n"
+        "model(ids)\n"
+    )
+    assert isinstance(bad.error_in_exec, UsageError)
+    assert 'dtype: store has "float32", this call "float16"' in str(bad.error_in_exec)
+    twice = shell.run_cell(
+        f"%%activations model -m resid_post --store {tmp_path / 'two.zarr'}\nmodel(ids)\nmodel(ids)\n"
+    )
+    assert isinstance(twice.error_in_exec, UsageError)
+    assert "more than once" in str(twice.error_in_exec)

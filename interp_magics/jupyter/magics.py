@@ -88,6 +88,12 @@ class InterpMagics(Magics):
         help="like --trace, on NDIF (an nnsight model whose weights live there; set your key "
         "with nnsight.CONFIG.set_default_api_key)",
     )
+    @argument(
+        "--store",
+        metavar="PATH",
+        help="also append the capture to the activation store at PATH (a folder or an fsspec "
+        "URL), as interp_magics.store.harvest writes them; one call of the model per cell",
+    )
     @argument("-q", "--quiet", action="store_true", help="do not display the cache table")
     @line_cell_magic
     def activations(self, line: str, cell: str | None = None) -> Any:
@@ -162,6 +168,24 @@ class InterpMagics(Magics):
                 raise CellBodyFailed(
                     f"the cell raised, so nothing was captured and {out!r} is unchanged"
                 )
+        if args.store:
+            from ..store.harvesting import store_cache
+
+            try:
+                cache.notes.append(
+                    store_cache(
+                        cap.model,
+                        cache,
+                        unquote(args.store),
+                        cap.patterns,
+                        positions=unquote(args.positions) if args.positions else None,
+                        dtype=args.dtype,
+                    )
+                )
+            except CaptureError as exc:
+                raise UsageError(f"{exc} ({out!r} holds the capture)") from None
+            finally:
+                self.shell.user_ns[out] = cache  # type: ignore[union-attr]
         self.shell.user_ns[out] = cache  # type: ignore[union-attr]
         return None if args.quiet else cache
 

@@ -76,8 +76,7 @@ def harvest(
         sites=[sites] if isinstance(sites, str) else list(sites),
         positions=None if positions is None else str(positions),
         dtype=dtype,
-        tokenizer=getattr(tokenizer, "name_or_path", None)
-        or (type(tokenizer).__name__ if tokenizer else None),
+        tokenizer=_name(tokenizer),
         batch_size=batch_size,
         tokens=int(first["input_ids"].shape[1]),
         version=__version__,
@@ -98,6 +97,77 @@ def harvest(
     total = _count(data, batch_size)
     _run(cap, group, recipe, done, _chain(first, batches), total, progress, notes)
     return open_store(store, notes=notes)
+
+
+def store_cache(
+    model: Any,
+    cache: Any,
+    store: str,
+    sites: Sequence[str],
+    *,
+    positions: Any = None,
+    dtype: str | None = None,
+    tokenizer: Any = None,
+) -> str:
+    """Append one capture (one call of ``model``) to ``store``; return what was done, in words.
+
+    What ``%%activations --store`` does with a cell's capture: the same layout and checks as
+    :func:`harvest`, each cell one committed batch; a cell run again with the same tokens is
+    not stored twice.
+    """
+    ids = getattr(cache, "input_ids", None)
+    if ids is None:
+        raise StoreError(
+            "the capture recorded no token ids (the model was not called with input_ids)"
+        )
+    if any("#" in key for key in cache):
+        raise StoreError(
+            "the cell called the model more than once; a store holds one row per example: call "
+            "it once per cell (or use harvest() for many batches)"
+        )
+    mask = cache.attention_mask if cache.attention_mask is not None else torch.ones_like(ids)
+    batch = {
+        "input_ids": ids.numpy().astype(np.int64),
+        "attention_mask": mask.numpy().astype(np.int8),
+    }
+    tensors = {key: cache[key].numpy() for key in cache}
+    group = open_group(store, mode="a")
+    found = read_meta(group)
+    recipe = Recipe(
+        model=type(model).__name__,
+        config_hash=config_hash(model),
+        sites=list(sites),
+        positions=None if positions is None else str(positions),
+        dtype=str(dtype or next(iter(tensors.values())).dtype),
+        tokenizer=_name(tokenizer),
+        batch_size=found[0].batch_size if found else len(ids),
+        tokens=int(ids.shape[1]),
+        version=__version__,
+    )
+    done = Progress()
+    if found is not None:
+        check_same(found[0], recipe, store)
+        done = found[1]
+    fingerprint = batch_fingerprint(batch["input_ids"], None)
+    if fingerprint in done.batches:
+        return f"already in {store} (batch {done.batches.index(fingerprint)}): not stored again"
+    _truncate(group, done.examples_done)
+    pending: queue.Queue[Any] = queue.Queue()
+    pending.put((batch, tensors, fingerprint))
+    pending.put(None)
+    failed: list[BaseException] = []
+    _write(group, recipe, done, pending, failed)
+    if failed:
+        raise StoreError(f"writing the store failed: {failed[0]}") from failed[0]
+    done.complete = True
+    write_meta(group, recipe, done)
+    return f"stored {len(ids)} examples in {store} (now {done.examples_done})"
+
+
+def _name(tokenizer: Any) -> str | None:
+    if tokenizer is None:
+        return None
+    return str(getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__)
 
 
 def _run(
