@@ -55,6 +55,8 @@ from .permute import (
     permutation_test,
 )
 from .result import LayerProbeReport, ProbeReport
+from .stored import is_store, store_layer_reports
+from .streaming import as_rows
 
 if TYPE_CHECKING:
     from ..core.cache import ActivationCache
@@ -120,7 +122,8 @@ def probe(
     """
     check_controls(controls)
     check_settings(n_permutations, alpha)
-    x = features(X)
+    rows = as_rows(X)  # activations kept elsewhere (a store's dask array): read in chunks
+    x: Any = rows if rows is not None else features(X)
     codes, classes = labels(y, len(x))
     splits = folds(codes, cv, seed, groups)
     n_perms = n_permutations if "shuffled" in controls else 0
@@ -141,7 +144,14 @@ def probe(
         if control_task is None or control_labels is not None
         else control_types(control_task, len(x)),
     )
-    check_not_constant(x)
+    if rows is None:
+        check_not_constant(x)
+    elif checked.estimator.kind != "ridge":
+        raise ProbeError(
+            f"activations kept in a store stream through the ridge probe only (exact, from "
+            f"sufficient statistics); for {checked.estimator.kind!r} load the layer first "
+            "(X.compute())"
+        )
     # Every check has passed: now the fits.
     perms = draw_permutations(scheme, n_perms, seed)
     fit = cross_validate(checked.estimator, x, codes, checked.k, checked.splits, perms, progress)
@@ -280,7 +290,9 @@ def probe_layers(
     """Return probes of every layer of ``cache`` with p-values corrected across layers.
 
     Args:
-        cache: captured activations; each selected key is one layer.
+        cache: captured activations, or an activation store (``open_store``: each layer is
+            streamed, and probed in parallel on a ``dask.distributed`` cluster when a client is
+            active); each selected key is one layer.
         y: a label per sequence (``[batch]``; each sequence gives one vector at ``position``:
             ``"last"`` real token, ``"first"``, ``"mean"`` over real tokens, or an index), or a
             label per token (``[batch, pos]``, with ``-1`` or ``None`` for tokens to skip);
@@ -292,9 +304,44 @@ def probe_layers(
         kwargs: passed to :func:`probe` (controls, n_permutations, cv, seed, estimator,
             control_features, ...); ``control_features`` (per-example arrays) go with every layer.
     """
+    check_correction(correction)
+    if is_store(cache):
+        if model is not None or inputs is not None:
+            raise ProbeError("the random-init control needs a capture in memory, not a store")
+        reports, keys = store_layer_reports(cache, y, layers, position, progress, kwargs)
+    else:
+        reports, keys = _cache_reports(cache, y, layers, position, model, inputs, progress, kwargs)
+    p_raw = np.array([r.p_value for r in reports])
+    p_corr, reject = correct(p_raw, correction, alpha)
+    first = reports[0]
+    events.emit(
+        ProbeRecord(
+            estimator=first.estimator,
+            controls=_ran(first, "majority" in kwargs.get("controls", CONTROLS)),
+            n_permutations=first.permutation["n"] if first.permutation else 0,
+            p_values=len(reports),
+            corrected=True,
+            correction=correction,
+            seed=first.seed,
+            layers=len(keys),
+        )
+    )
+    return LayerProbeReport(reports, keys, correction, alpha, p_raw, p_corr, reject)
+
+
+def _cache_reports(
+    cache: ActivationCache,
+    y: Any,
+    layers: str | Sequence[str] | None,
+    position: int | str,
+    model: Any,
+    inputs: Any,
+    progress: bool,
+    kwargs: dict[str, Any],
+) -> tuple[list[ProbeReport], list[str]]:
+    """Return one probe report per selected layer of a capture in memory, and their keys."""
     from tqdm.auto import tqdm
 
-    check_correction(correction)
     keys = layer_keys(cache, layers)
     mask = cache.attention_mask
     y_flat, sentences, tokens = token_labels(y, cache[keys[0]], mask)
@@ -328,22 +375,7 @@ def probe_layers(
                 **kwargs,
             )
         )
-    p_raw = np.array([r.p_value for r in reports])
-    p_corr, reject = correct(p_raw, correction, alpha)
-    first = reports[0]
-    events.emit(
-        ProbeRecord(
-            estimator=first.estimator,
-            controls=_ran(first, "majority" in kwargs.get("controls", CONTROLS)),
-            n_permutations=first.permutation["n"] if first.permutation else 0,
-            p_values=len(reports),
-            corrected=True,
-            correction=correction,
-            seed=first.seed,
-            layers=len(keys),
-        )
-    )
-    return LayerProbeReport(reports, keys, correction, alpha, p_raw, p_corr, reject)
+    return reports, keys
 
 
 def _warn_if_one_token(position: int | str, ids: Any, mask: Any) -> None:

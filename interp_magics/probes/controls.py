@@ -34,6 +34,7 @@ from ..stats import (
 from .fits import cross_validate
 from .inputs import Folds, ProbeError, ProbeInputs, folds, labels
 from .result import ControlResult
+from .streaming import GaussianRows, Rows
 
 CONTROLS = ("shuffled", "random_features", "majority")
 
@@ -109,7 +110,11 @@ def run_controls(
     found: dict[str, ControlResult] = {}
     notes: list[str] = []
     if "random_features" in which:
-        noise = np.random.default_rng(p.seed + 4).standard_normal(p.x.shape).astype(np.float32)
+        noise: Any = (
+            GaussianRows(p.x.shape, p.seed + 4)  # the same numbers, generated chunk by chunk
+            if isinstance(p.x, Rows)
+            else np.random.default_rng(p.seed + 4).standard_normal(p.x.shape).astype(np.float32)
+        )
         found["random features"] = _control(
             p, "random features", noise, p.codes, p.splits, "Gaussian, same shape"
         )

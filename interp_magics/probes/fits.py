@@ -295,6 +295,10 @@ class Ridge(Estimator):
     def fitting(
         self, x: np.ndarray, k: int, n_folds: int, n_perms: int, progress: bool
     ) -> AbstractContextManager[FitFold]:
+        from .streaming import Rows, streaming_ridge
+
+        if isinstance(x, Rows):  # kept elsewhere: from each fold's sufficient statistics
+            return streaming_ridge(x, self.alpha, k)
         # float64 while the features are small enough for it to be cheap
         xt = torch.from_numpy(x).to(torch.float64 if x.size <= 5_000_000 else torch.float32)
         return nullcontext(lambda tr, te: _RidgeFold(xt[tr], xt[te], self.alpha, k))

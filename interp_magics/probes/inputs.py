@@ -32,7 +32,7 @@ Tokens = tuple[np.ndarray, np.ndarray]
 class ProbeInputs:
     """A probe's inputs once every check has passed: what its fits and controls need."""
 
-    x: np.ndarray  # float32 [examples, features]
+    x: Any  # float32 [examples, features], or streaming.Rows kept elsewhere (read in chunks)
     codes: np.ndarray  # class code per example
     classes: list[str]
     splits: Folds
