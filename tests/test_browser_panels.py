@@ -69,7 +69,11 @@ where = {"transformer.wte": "disk", "transformer.wpe": "cpu", "transformer.drop"
          "transformer.ln_f": "cpu", "lm_head": "disk"}
 big = dispatch_model(gpt2(), device_map=where, offload_dir=tempfile.mkdtemp())
 wrapped = nnsight.NNsight(gpt2())
+from interp_magics.store import harvest
+store = harvest(gpt2(), [torch.randint(1, 90, (4, 6))], "resid_post", tempfile.mkdtemp() + "/a.zarr",
+                progress=False)
 print("OFFLOADED", placement(big).offloaded["disk"])
+print("STORED", store.nbytes)
 """
 
 
@@ -262,6 +266,11 @@ def test_panels_in_jupyterlab(lab, browser, artifacts):
         wrapped = acts_panel.locator('.im-model[data-name="wrapped"]')
         assert "NNsight(GPT2LMHeadModel)" in wrapped.inner_text().replace("\u200b", "")
         assert wrapped.locator(".im-placement").count() == 0  # not dispatched: no line
+        stored = int(re.search(r"STORED (\d+)", printed).group(1))
+        shown = acts_panel.locator('.im-store[data-name="store"]')
+        assert int(shown.get_attribute("data-bytes")) == stored
+        assert "3 tensors · 4 examples" in shown.inner_text().replace("\u200b", "")
+        assert f"{_format_bytes(stored)} on disk" in shown.inner_text()
 
         # -- restart: the panel says so, and loading again is one click ------------------------
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.restartKernel()")

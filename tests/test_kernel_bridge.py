@@ -869,3 +869,25 @@ def test_a_nested_blank_run_keeps_the_cell_busy(nb):
     )
     assert nb.ns["busy"] is True
     assert len(c.received) == 2  # the hello's answer and one push after the cell
+
+
+def test_open_stores_are_listed_with_their_size_on_disk(nb, tmp_path):
+    path = str(tmp_path / "acts.zarr")
+    nb.run(
+        "import torch\nfrom interp_magics.store import harvest\nfrom interp_magics.testing import gpt2\n"
+        f"store = harvest(gpt2(), [torch.randint(1, 90, (4, 6))], 'resid_post', {path!r}, "
+        "progress=False)"
+    )
+    store = nb.ns["store"]
+    snap = nb.open().received[0]
+    assert snap["stores"] == [
+        {
+            "name": "store",
+            "path": path,
+            "examples": 4,
+            "tensors": 3,
+            "bytes": store.nbytes,
+            "complete": True,
+        }
+    ]
+    assert snap["total_bytes"] == sum(c["bytes"] for c in snap["caches"])  # stores stay on disk

@@ -5,7 +5,13 @@
 
 import { h, setTabData, wrappable } from './dom';
 import { KernelLink } from './kernel';
-import { describePlacement, formatBytes, ICacheSummary, IModelSummary } from './protocol';
+import {
+  describePlacement,
+  formatBytes,
+  ICacheSummary,
+  IModelSummary,
+  IStoreSummary
+} from './protocol';
 import { SessionPanel } from './sessionpanel';
 import { Sessions } from './sessions';
 
@@ -121,6 +127,13 @@ export class ActivationsPanel extends SessionPanel {
         `Total: ${formatBytes(snapshot.total_bytes)} in ${snapshot.caches.length} cache${snapshot.caches.length === 1 ? '' : 's'}`
       )
     );
+    const stores = snapshot.stores ?? [];
+    if (stores.length) {
+      out.push(h('h3', { className: 'im-section' }, `Stores on disk (${stores.length})`));
+      for (const store of stores) {
+        out.push(this._store(store));
+      }
+    }
     out.push(h('h3', { className: 'im-section' }, `Models (${snapshot.models.length})`));
     for (const model of snapshot.models) {
       out.push(this._model(model));
@@ -204,6 +217,22 @@ export class ActivationsPanel extends SessionPanel {
       }
     });
     return details;
+  }
+
+  private _store(store: IStoreSummary): HTMLElement {
+    const state = store.complete ? '' : ' · incomplete (harvest again to resume)';
+    return h(
+      'div',
+      { className: 'im-model im-store', 'data-name': store.name, 'data-bytes': store.bytes },
+      h('span', { className: 'im-name' }, wrappable(store.name)),
+      h(
+        'span',
+        { className: 'im-meta' },
+        wrappable(`${store.tensors} tensors · ${store.examples.toLocaleString()} examples${state}`)
+      ),
+      h('span', { className: 'im-bytes' }, `${formatBytes(store.bytes)} on disk`),
+      h('span', { className: 'im-meta im-placement' }, wrappable(store.path))
+    );
   }
 
   private _model(model: IModelSummary): HTMLElement {

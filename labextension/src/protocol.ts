@@ -39,6 +39,15 @@ export interface IModelSummary {
   placement?: IPlacement;
 }
 
+export interface IStoreSummary {
+  name: string;
+  path: string; // a folder or an fsspec URL
+  examples: number;
+  tensors: number;
+  bytes: number; // on disk, compressed
+  complete: boolean;
+}
+
 export interface IPlacement {
   devices: string[];
   resident: Record<string, number>; // bytes of weights held on each device
@@ -65,6 +74,8 @@ export interface ISnapshot {
   busy: boolean;
   caches: ICacheSummary[];
   models: IModelSummary[];
+  /** Activation stores open in the kernel (`open_store`, `harvest`); absent from older kernels. */
+  stores?: IStoreSummary[];
   total_bytes: number;
   ledger: ILedger | null;
 }

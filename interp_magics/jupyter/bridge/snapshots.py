@@ -97,6 +97,7 @@ class Snapshots:
     def __init__(self) -> None:
         self._seq = 0
         self._memo: dict[int, _CacheMemo] = {}
+        self._store_sizes: dict[tuple[int, int], int | None] = {}
         self._ledger_memo: tuple[list[dict[str, Any]], list[Any]] | None = None
 
     def take(self, names: list[tuple[str, Any]], ledger: Any, *, busy: bool) -> Message:
@@ -107,6 +108,7 @@ class Snapshots:
         """
         self._seq += 1
         caches, models = self._scan(names)
+        stores = self._stores(names)
         seen: set[int] = set()
         total = 0
         for c in caches:
@@ -122,9 +124,38 @@ class Snapshots:
             "busy": busy or capture_running(),
             "caches": caches,
             "models": models,
+            "stores": stores,
             "total_bytes": total,
             "ledger": self._ledger_tail(ledger),
         }
+
+    def _stores(self, names: list[tuple[str, Any]]) -> list[Message]:
+        """Return the open activation stores: name, where, examples, tensors, bytes on disk.
+
+        Their size on disk is read once per store and number of examples (listing a store's
+        chunks on object storage is slow), and never tensor data.
+        """
+        out = []
+        for name, value in sorted(names, key=lambda kv: kv[0]):
+            kind = type(value)  # type(), not isinstance: a proxy's __class__ could run code
+            if kind.__name__ != "StoredCache" or not kind.__module__.startswith("interp_magics."):
+                continue
+            key = (id(value), int(value.examples))
+            size = self._store_sizes.get(key)
+            if size is None:
+                size = _guarded(lambda v: int(v.nbytes), value)
+                self._store_sizes[key] = size
+            out.append(
+                {
+                    "name": text(name),
+                    "path": text(str(value.path)),
+                    "examples": int(value.examples),
+                    "tensors": len(value.keys()),
+                    "bytes": size if size is not None else 0,
+                    "complete": bool(value.progress.complete),
+                }
+            )
+        return out
 
     def forget(self, cache: Any) -> None:
         """Drop the memoised summary of ``cache`` (it was freed)."""
