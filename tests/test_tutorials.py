@@ -55,6 +55,7 @@ def test_there_are_tutorials():
         "04_probing_with_controls.ipynb",
         "05_rigor_in_practice.ipynb",
         "06_big_models.ipynb",
+        "07_activation_stores.ipynb",
     ]
 
 
@@ -187,3 +188,15 @@ def test_big_models_notebook_gets_the_plain_values_on_a_dispatched_model(execute
     assert "CaptureError - 5 weights of LlamaForCausalLM are on the meta device" in text
     assert "same as the hooked capture: True" in text
     assert "largest difference from the hooked sweep: 0.0" in text
+
+
+def test_stores_notebook_resumes_refuses_and_probes_from_disk(executed):
+    text = "\n".join(
+        _text(c) for c in executed["07_activation_stores.ipynb"].cells if c.cell_type == "code"
+    )
+    assert "StoredCache of BertModel" in text and "3072 examples" in text
+    assert "interrupted after 1024 examples" in text and "resumed after 1024 examples" in text
+    assert "same as the uninterrupted store: True" in text
+    assert 'dtype: store has "float16", this call "float32"' in text
+    assert "LayerProbeReport: 6 layers" in text
+    assert "same p-values as the serial run: True" in text
