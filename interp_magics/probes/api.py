@@ -308,7 +308,7 @@ def probe_layers(
     if is_store(cache):
         if model is not None or inputs is not None:
             raise ProbeError("the random-init control needs a capture in memory, not a store")
-        reports, keys = store_layer_reports(cache, y, layers, position, progress, kwargs)
+        reports, keys = store_layer_reports(probe, cache, y, layers, position, progress, kwargs)
     else:
         reports, keys = _cache_reports(cache, y, layers, position, model, inputs, progress, kwargs)
     p_raw = np.array([r.p_value for r in reports])

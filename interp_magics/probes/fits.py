@@ -298,7 +298,7 @@ class Ridge(Estimator):
         from .streaming import Rows, streaming_ridge
 
         if isinstance(x, Rows):  # kept elsewhere: from each fold's sufficient statistics
-            return streaming_ridge(x, self.alpha, k)
+            return streaming_ridge(x, self.alpha, k, (_targets, _decide))
         # float64 while the features are small enough for it to be cheap
         xt = torch.from_numpy(x).to(torch.float64 if x.size <= 5_000_000 else torch.float32)
         return nullcontext(lambda tr, te: _RidgeFold(xt[tr], xt[te], self.alpha, k))

@@ -9,7 +9,7 @@ opens the store itself and reads only its layer.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ def is_store(cache: Any) -> bool:
 
 
 def store_layer_reports(
+    fit: Callable[..., Any],
     store: Any,
     y: Any,
     layers: str | Sequence[str] | None,
@@ -30,7 +31,8 @@ def store_layer_reports(
     progress: bool,
     kwargs: dict[str, Any],
 ) -> tuple[list[Any], list[str]]:
-    """Return one probe report per selected layer of ``store``, and the layers' keys."""
+    """Return one report of ``fit`` (:func:`.api.probe`) per selected layer of ``store``, and
+    the layers' keys."""
     keys = _keys(store, layers)
     index = _position(store[keys[0]].shape, position)
     y_arr = np.asarray(y)
@@ -41,28 +43,45 @@ def store_layer_reports(
     client = _client() if not str(store.path).startswith("memory://") else None
     if client is not None:
         futures = client.map(
-            _probe_layer, [store.path] * len(keys), keys, index=index, y=y_arr, kwargs=kwargs
+            _probe_layer,
+            [store.path] * len(keys),
+            keys,
+            fit=fit,
+            index=index,
+            y=y_arr,
+            kwargs=kwargs,
         )
         return client.gather(futures), keys
     from tqdm.auto import tqdm
 
     reports = [
-        _probe(store, key, index, y_arr, kwargs)
+        _probe(fit, store, key, index, y_arr, kwargs)
         for key in tqdm(keys, desc="probing layers", disable=not progress, leave=False)
     ]
     return reports, keys
 
 
-def _probe(store: Any, key: str, index: int | None, y: np.ndarray, kwargs: dict[str, Any]) -> Any:
-    from .api import probe
-
+def _probe(
+    fit: Callable[..., Any],
+    store: Any,
+    key: str,
+    index: int | None,
+    y: np.ndarray,
+    kwargs: dict[str, Any],
+) -> Any:
     x = store[key]
     x = x[:, index] if index is not None else x
-    return probe(x, y, name=key, progress=False, _emit=False, **kwargs)
+    return fit(x, y, name=key, progress=False, _emit=False, **kwargs)
 
 
 def _probe_layer(
-    path: str, key: str, *, index: int | None, y: np.ndarray, kwargs: dict[str, Any]
+    path: str,
+    key: str,
+    *,
+    fit: Callable[..., Any],
+    index: int | None,
+    y: np.ndarray,
+    kwargs: dict[str, Any],
 ) -> Any:
     """Probe one layer of the store at ``path`` on a worker (its chunks read where it runs)."""
     import dask
@@ -70,7 +89,7 @@ def _probe_layer(
     from ..store.lazy import open_store
 
     with dask.config.set(scheduler="synchronous"):  # no tasks from within a task
-        return _probe(open_store(path), key, index, y, kwargs)
+        return _probe(fit, open_store(path), key, index, y, kwargs)
 
 
 def _client() -> Any:

@@ -13,7 +13,7 @@ one (the same folds, permutations and tie-breaking), in memory bounded by the ch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -21,6 +21,9 @@ import numpy as np
 import torch
 
 from .inputs import ProbeError
+
+#: (targets of label codes, classes of scores): how a ridge classifier encodes and decides.
+Codec = tuple[Callable[[np.ndarray, int], np.ndarray], Callable[[np.ndarray, int], np.ndarray]]
 
 #: Rows read at a time (bounds the memory a streaming probe uses).
 CHUNK_ROWS = 8192
@@ -115,10 +118,10 @@ class GaussianRows(Rows):
 class _StreamingRidgeFold:
     """The ridge system of one training fold from its sufficient statistics (primal form)."""
 
-    def __init__(self, rows: Rows, tr: np.ndarray, te: np.ndarray, alpha: float, k: int) -> None:
-        from .fits import _decide, _targets
-
-        self._decide, self._targets = _decide, _targets
+    def __init__(
+        self, rows: Rows, tr: np.ndarray, te: np.ndarray, alpha: float, k: int, codec: Codec
+    ) -> None:
+        self._targets, self._decide = codec
         self.rows, self.tr, self.te, self.k = rows, np.sort(tr), np.sort(te), k
         # the folds' own order of examples, to return results in it
         self.tr_order = np.argsort(np.argsort(tr))
@@ -157,6 +160,10 @@ class _StreamingRidgeFold:
         return self._decide(s3, self.k), (s3 if with_scores else None)
 
 
-def streaming_ridge(rows: Rows, alpha: float, k: int) -> AbstractContextManager[Any]:
-    """Return the fold factory of a streaming ridge probe over ``rows``."""
-    return nullcontext(lambda tr, te: _StreamingRidgeFold(rows, tr, te, alpha, k))
+def streaming_ridge(rows: Rows, alpha: float, k: int, codec: Codec) -> AbstractContextManager[Any]:
+    """Return the fold factory of a streaming ridge probe over ``rows``.
+
+    ``codec`` is the in-memory ridge's pair (label codes to targets, scores to classes), so the
+    two probes encode and decide alike.
+    """
+    return nullcontext(lambda tr, te: _StreamingRidgeFold(rows, tr, te, alpha, k, codec))
