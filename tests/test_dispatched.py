@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 
+import accelerate
 import pytest
 import torch
 
@@ -20,8 +21,6 @@ from interp_magics.core.placement import execution_device, input_device, placeme
 from interp_magics.patching import ablate, activation_patch
 from interp_magics.patching.metrics import logit_diff
 from interp_magics.testing import gpt2, llama
-
-accelerate = pytest.importorskip("accelerate")
 
 
 def _devices() -> list[str]:

@@ -4,6 +4,7 @@ path that runs on NDIF with ``remote=True``, which is not reachable from these m
 
 from __future__ import annotations
 
+import nnsight
 import pytest
 import torch
 
@@ -13,8 +14,6 @@ from interp_magics.core.traced import execution_order, is_nnsight, unwrap
 from interp_magics.patching import ablate, activation_patch
 from interp_magics.patching.metrics import logit_diff
 from interp_magics.testing import bpe_tokenizer, gpt2, llama
-
-nnsight = pytest.importorskip("nnsight")
 
 SITES = ["resid_pre", "resid_post", "attn_out", "mlp_out", "head_out"]
 

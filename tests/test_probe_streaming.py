@@ -3,14 +3,13 @@ probe equals the in-memory one, serially and on a 2-worker dask cluster."""
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 import torch
 
 from interp_magics import probes
 from interp_magics.probes import ProbeError, streaming
-
-da = pytest.importorskip("dask.array")
 
 
 def data(n=600, d=12, k=2, seed=0):

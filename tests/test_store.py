@@ -18,9 +18,6 @@ from interp_magics import capture
 from interp_magics.store import StoreError, harvest, open_store
 from interp_magics.testing import gpt2
 
-pytest.importorskip("zarr")
-pytest.importorskip("dask")
-
 SITES = ["resid_post", "attn_out.1"]
 
 
