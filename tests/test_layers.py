@@ -24,6 +24,8 @@ LAYER_OF = {
     "patching": "analyses",
     "probes": "analyses",
     "store": "analyses",
+    "lens": "analyses",
+    "circuits": "analyses",
     "toy": "analyses",
     "testing": "analyses",
     "exercises": "analyses",

@@ -5,6 +5,7 @@ path that runs on NDIF with ``remote=True``, which is not reachable from these m
 from __future__ import annotations
 
 import nnsight
+import numpy as np
 import pytest
 import torch
 
@@ -194,15 +195,80 @@ def test_patching_through_traces_equals_the_hooked_sweep(
     assert owned_hooks() == []
 
 
+@pytest.mark.filterwarnings("ignore:the clean-corrupted gap")
+@pytest.mark.parametrize(
+    ("site", "by", "metric_name", "direction"),
+    [
+        ("resid_pre", ("layer", "pos"), "logit_diff", "denoising"),
+        ("attn_out", ("layer",), "logprob", "noising"),
+        ("head_out", ("layer", "head"), "logprob", "denoising"),
+    ],
+)
+def test_attribution_through_one_trace_equals_the_hooked_attribution(
+    pair, tokens, site, by, metric_name, direction
+):
+    from interp_magics.patching.metrics import kl_to_clean, logprob
+
+    plain, wrapped = pair
+    clean, corrupt, diff = tokens
+    metric = {"logit_diff": diff, "kl_to_clean": kl_to_clean(), "logprob": logprob(diff.correct)}[
+        metric_name
+    ]
+    kw = dict(site=site, by=by, direction=direction, progress=False, flips=999)
+    ref = activation_patch(plain, clean, corrupt, metric, method="attribution", **kw)
+    forwards = []
+    handle = plain.register_forward_pre_hook(lambda *a: forwards.append(1))
+    try:
+        got = activation_patch(
+            wrapped, clean, corrupt, metric, method="attribution", trace=True, **kw
+        )
+    finally:
+        handle.remove()
+    assert len(forwards) == 3  # two reference traces, then one with its backward
+    torch.testing.assert_close(got.per_example, ref.per_example, atol=1e-5, rtol=0)
+    assert got.method == "attribution"
+    assert owned_hooks() == []
+
+
+@pytest.mark.filterwarnings("ignore:the clean-corrupted gap")
+def test_traced_attribution_is_verified_by_traced_exact_patching(pair, tokens):
+    plain, wrapped = pair
+    clean, corrupt, metric = tokens
+    kw = dict(site="resid_pre", method="attribution", verify_top=3, progress=False, flips=999)
+    ref = activation_patch(plain, clean, corrupt, metric, **kw)
+    got = activation_patch(wrapped, clean, corrupt, metric, trace=True, **kw)
+    for part in (got.verification, got.verification["random"]):
+        want = ref.verification if part is got.verification else ref.verification["random"]
+        assert [(c["layer"], c["pos"]) for c in part["cells"]] == [
+            (c["layer"], c["pos"]) for c in want["cells"]
+        ]
+        np.testing.assert_allclose(
+            [c["exact"] for c in part["cells"]], [c["exact"] for c in want["cells"]], atol=1e-5
+        )
+    assert got.verification["summary"].startswith("attribution checked by exact patching")
+
+
+@pytest.mark.filterwarnings("ignore:the clean-corrupted gap")
+def test_traced_attribution_reaches_frozen_weights(tokens):
+    from nnsight import NNsight
+
+    clean, corrupt, metric = tokens
+    plain = gpt2()
+    for p in plain.parameters():
+        p.requires_grad_(False)
+    kw = dict(method="attribution", progress=False, flips=999)
+    ref = activation_patch(plain, clean, corrupt, metric, **kw)
+    got = activation_patch(NNsight(plain), clean, corrupt, metric, trace=True, **kw)
+    torch.testing.assert_close(got.per_example, ref.per_example, atol=1e-5, rtol=0)
+    assert float(got.per_example.std()) > 0
+
+
 def test_traced_patching_refuses_what_it_cannot_run(pair, tokens):
     from interp_magics.patching.inputs import PatchingError
 
     plain, wrapped = pair
     clean, corrupt, metric = tokens
-    cases = [
-        (dict(method="attribution"), "only method='exact'"),
-        (dict(corrupt=None, noise=3.0), "noise corruption is not traced"),
-    ]
+    cases = [(dict(corrupt=None, noise=3.0), "noise corruption is not traced")]
     for kw, message in cases:
         args = {"corrupt": corrupt, **kw}
         with pytest.raises(PatchingError, match=message):

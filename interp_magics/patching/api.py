@@ -97,7 +97,8 @@ def activation_patch(
         flips: random sign patterns per test when ``2**batch`` exceeds it (else all, exact).
         trace: for an nnsight model, run the sweep through nnsight traces (cells batched into
             as few traces as ``batch_tokens`` allows) instead of hooking its module here.
-        remote: like ``trace``, on NDIF (nnsight's API key must be set); exact patching only.
+        remote: like ``trace``, on NDIF (nnsight's API key must be set). Attribution through a
+            trace scores the metric inside it (its code runs where the model runs).
 
     Values are normalised so the corrupted run scores 0 and the clean run 1 (batch means first,
     then rescaled); raw and per-example values are kept too. Every cell also gets a t-interval
@@ -122,6 +123,7 @@ def activation_patch(
             progress=progress,
             options=stat_options(alpha, correction, flips, seed),
             remote=remote,
+            verify_top=verify_top,
         )
     tokenizer, model = _local(model, tokenizer)
     options = stat_options(alpha, correction, flips, seed)
@@ -171,9 +173,10 @@ def _traced_patch(
     progress: bool,
     options: StatOptions,
     remote: bool,
+    verify_top: int,
 ) -> PatchResult:
     """Return :func:`activation_patch`'s result for an nnsight model, run through traces."""
-    from .traced import check_traceable, traced_reference, traced_sweep
+    from .traced import check_traceable, traced_attribution, traced_reference, traced_sweep
 
     _nnsight_only(wrapped)
     if noise is not None:
@@ -181,7 +184,7 @@ def _traced_patch(
     tokenizer = tokenizer if tokenizer is not None else getattr(wrapped, "tokenizer", None)
     # Remotely the weights stay on NDIF: the local module (meta weights) gives the structure only.
     module = skeleton(wrapped, remote)
-    metric_obj = patch_metric(metric, method, direction, 0)
+    metric_obj = patch_metric(metric, method, direction, verify_top)
     site, axes = sweep_axes(site, by)
     clean_b, corrupt_b = paired_batches(clean, corrupt, noise)
     sweep = checked_sweep(
@@ -195,25 +198,41 @@ def _traced_patch(
         progress,
         weights_here=not remote,
     )
-    check_traceable(sweep, method)
+    check_traceable(sweep)
     keep = metric_obj.needs_clean_distribution()
     clean_run = traced_reference(wrapped, sweep, clean_b, remote, keep=keep)
     corrupt_run = traced_reference(wrapped, sweep, corrupt_b, remote)
     base, source = (
         (corrupt_run, clean_run) if direction == "denoising" else (clean_run, corrupt_run)
     )
-    per_example = traced_sweep(wrapped, sweep, base, source, remote)
+    verification = None
+    if method == "exact":
+        per_example = traced_sweep(wrapped, sweep, base, source, remote)
+    else:
+        per_example = base.values + traced_attribution(wrapped, sweep, base, source, remote)
+        if verify_top:
+            verification = verify_top_cells(
+                sweep,
+                base,
+                source.site,
+                per_example,
+                verify_top,
+                options.seed,
+                exact=lambda cells: traced_sweep(
+                    wrapped, sweep, base, source, remote, only=cells, desc="verifying"
+                ),
+            )
     labels = axis_labels(sweep, clean_b, corrupt_b, tokenizer)
     return _patch_result(
         sweep,
         (clean_run, corrupt_run),
         per_example,
         labels,
-        None,
+        verification,
         method=method,
         direction=direction,
         corruption="counterfactual prompts",
-        verify_top=0,
+        verify_top=verify_top if verification is not None else 0,
         options=options,
     )
 
@@ -407,7 +426,7 @@ def ablate(
     if traced:
         from .traced import check_traceable, traced_reference, traced_sweep
 
-        check_traceable(sweep, "exact")
+        check_traceable(sweep)
         run = traced_reference(wrapped, sweep, batch, remote, keep=keep)
     else:
         batch = sweep.on_device(batch)

@@ -10,6 +10,7 @@ first-order estimate can be far off where the metric saturates, and can miss cel
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,6 +19,9 @@ from torch import nn
 from .exact import exact_sweep
 from .runner import Batch, Hook
 from .sweep import Run, Sweep
+
+#: Runs the ``(layer, head, pos)`` cells given exactly: per-example metrics of the whole sweep.
+Exact = Callable[[set[tuple[int, int | None, int | None]]], torch.Tensor]
 
 
 def attribution_sweep(
@@ -39,7 +43,7 @@ def attribution_sweep(
         grads = torch.autograd.grad(values.sum(), [live[layer] for layer in layers])
     return torch.stack(
         [
-            _contribution(sweep, live[layer].detach(), grad, source[layer])
+            contribution(sweep, live[layer].detach(), grad, source[layer])
             for layer, grad in zip(layers, grads, strict=True)
         ]
     )
@@ -84,7 +88,7 @@ def _keeper(live: dict[int, torch.Tensor], layer: int, io: str, select: Any) -> 
     return "forward", post
 
 
-def _contribution(
+def contribution(
     sweep: Sweep, act: torch.Tensor, grad: torch.Tensor, source: torch.Tensor
 ) -> torch.Tensor:
     """Return one layer's estimates ``[(head), (pos), batch]``: ``(source - act) . grad``."""
@@ -107,13 +111,15 @@ def verify_top_cells(
     approx: torch.Tensor,
     k: int,
     seed: int = 0,
+    exact: Exact | None = None,
 ) -> dict[str, Any]:
     """Return exact values of attribution's ``k`` largest cells and of ``k`` random others.
 
     ``approx`` holds the attribution's per-example metrics. The random cells (drawn with
     ``seed`` from the cells outside the top) show the errors where attribution saw little, which
     the top cells cannot. The summary line is added by :func:`verification_summary` once the
-    result's scale is known.
+    result's scale is known. ``exact`` runs the chosen cells exactly (default: the hooked
+    sweep; traced patching passes its traces).
     """
     effect = approx.mean(-1) - base.values.mean()
     flat = effect.reshape(-1)
@@ -125,14 +131,12 @@ def verify_top_cells(
     gen = torch.Generator().manual_seed(seed)
     sample = pool[torch.randperm(len(pool), generator=gen)[: min(k, len(pool))]]
     top_cells, random_cells = _cells_at(sweep, effect, top), _cells_at(sweep, effect, sample)
-    exact = exact_sweep(
-        sweep,
-        base,
-        source,
-        only={(c[0], c[1], c[2]) for c in top_cells + random_cells},
-        desc="verifying",
-    )
-    exact_effect = (exact.mean(-1) - base.values.mean()).reshape(-1)
+    chosen = {(c[0], c[1], c[2]) for c in top_cells + random_cells}
+    if exact is None:
+        exact_values = exact_sweep(sweep, base, source, only=chosen, desc="verifying")
+    else:
+        exact_values = exact(chosen)
+    exact_effect = (exact_values.mean(-1) - base.values.mean()).reshape(-1)
     top_check = _agreement(top_cells, flat, exact_effect)
     return {
         **top_check,

@@ -8,7 +8,13 @@ place for the rows of the cells at that layer (nnsight applies assignments to ``
 row, the metric's vocabulary rows). The reference runs are one trace each, which also save the
 source activations. The statistics, normalisation and ledger record are those of every sweep.
 
-Supported: exact patching (denoising or noising with counterfactual prompts) and ablation, at
+Attribution patching is one more trace: the base run's site activations are kept in the graph,
+the metric is scored inside the trace and its gradient saved at every layer's site (nnsight's
+``backward()`` context), so the whole first-order sweep costs the reference traces plus one;
+``verify_top`` re-runs its cells by exact traced patching.
+
+Supported: exact and attribution patching (denoising or noising with counterfactual prompts)
+and ablation, at
 ``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out`` by layer (and position), and at
 ``head_out`` by layer and head (and position), with metrics whose reads are known (the built-in
 ones, or a function whose positions and rows were found).
@@ -24,6 +30,7 @@ from typing import Any
 import torch
 
 from ..core.traced import envoy
+from .attribution import contribution
 from .inputs import PatchingError
 from .metrics import Metric
 from .sweep import Run, Sweep
@@ -46,13 +53,8 @@ class Edit:
     n_heads: int | None = None  # per-head sites: the last dim splits into this many heads
 
 
-def check_traceable(sweep: Sweep, method: str) -> None:
+def check_traceable(sweep: Sweep) -> None:
     """Raise PatchingError unless this sweep can run through nnsight traces."""
-    if method != "exact":
-        raise PatchingError(
-            "through an nnsight trace only method='exact' runs (attribution needs a backward "
-            "pass through the remote model); patch locally for attribution"
-        )
     if sweep.metric.reads_all_logits:
         raise PatchingError(
             "this metric function reads logits at positions that could not be found, so a trace "
@@ -86,21 +88,90 @@ def traced_reference(
     return Run(batch, values, {}, site)
 
 
+def traced_attribution(
+    wrapped: Any, sweep: Sweep, base: Run, source: Run, remote: bool
+) -> torch.Tensor:
+    """Return first-order estimates of every patched cell ``[layers, (heads,) (positions,) n]``.
+
+    One trace of the base batch: each layer's site activation is kept in the graph, the metric
+    is scored inside the trace and back-propagated, and each site's gradient is saved; a cell's
+    estimate is ``(source - base) . gradient`` (the change from the base run's metric).
+    """
+    targets = [sweep.runner.adapter.target(sweep.site, layer) for layer in sweep.layers]
+    nodes = [
+        (envoy(wrapped, t.path), t.io, t.select if isinstance(t.select, int) else None)
+        for t in targets
+    ]
+    n = int(base.batch["input_ids"].shape[0])
+    examples = torch.arange(n)
+    reads = _reads(sweep.metric, examples)
+    metric, clean = sweep.metric, sweep.runner.clean_logprobs
+    kwargs = {"remote": True} if remote else {}
+    saved: list[Any] = []
+    with torch.enable_grad(), wrapped.trace(**base.batch, **kwargs):
+        values = []
+        for node, io, index in nodes:
+            value = node.output if io == "output" else node.input
+            if index is not None:
+                value = value[index]
+            elif isinstance(value, tuple):
+                value = value[0]
+            if not value.requires_grad:
+                # frozen weights: the first site becomes where gradients start
+                value.requires_grad_(True)
+            values.append(value)
+        output = wrapped.output
+        logits = output.logits if hasattr(output, "logits") else output[0]
+        at = torch.arange(logits.shape[0], device=logits.device)
+        picked = logits[at, reads.positions.to(logits.device)]
+        if reads.rows is not None:
+            picked = picked[:, reads.rows.to(logits.device)]
+        score = metric.score(picked, examples.to(picked.device), clean)
+        # each example's metric depends only on its own activations: the gradient of the sum
+        # gives every example the gradient of its own metric
+        total: Any = score.sum()  # an nnsight proxy: its backward() is a context
+        with total.backward():
+            # appended, not assigned: names bound inside a trace do not come back out of it
+            for value in reversed(values):
+                saved.append(value.grad.save())
+    grads = [getattr(g, "value", g).detach().cpu() for g in reversed(saved)]
+    return torch.stack(
+        [
+            contribution(sweep, base.site[layer], grad, source.site[layer])
+            for layer, grad in zip(sweep.layers, grads, strict=True)
+        ]
+    )
+
+
 def _split(value: torch.Tensor, heads: int | None) -> torch.Tensor:
     """Return ``value`` with its last dim split into ``heads`` (as a hooked capture stores it)."""
     return value if heads is None else value.view(*value.shape[:-1], heads, -1)
 
 
-def traced_sweep(wrapped: Any, sweep: Sweep, base: Run, source: Run, remote: bool) -> torch.Tensor:
-    """Return the metric per example of every patched cell ``[layers, (heads,) (positions,) n]``."""
+def traced_sweep(
+    wrapped: Any,
+    sweep: Sweep,
+    base: Run,
+    source: Run,
+    remote: bool,
+    only: set[Cell] | None = None,
+    desc: str = "traced patching",
+) -> torch.Tensor:
+    """Return the metric per example of every patched cell ``[layers, (heads,) (positions,) n]``.
+
+    ``only`` limits the traces to those ``(layer, head, pos)`` cells; every other cell keeps the
+    base run's values.
+    """
     n, length = (int(x) for x in base.batch["input_ids"].shape)
     heads = range(sweep.runner.n_heads) if "head" in sweep.axes else [None]
     positions = range(length) if "pos" in sweep.axes else [None]
-    cells = [(layer, h, p) for layer in sweep.layers for h in heads for p in positions]
+    every = [(layer, h, p) for layer in sweep.layers for h in heads for p in positions]
+    index = {cell: i for i, cell in enumerate(every)}
+    cells = every if only is None else [c for c in every if c in only]
     per_chunk = max(1, sweep.batch_tokens // max(1, n * length))
     targets = {layer: sweep.runner.adapter.target(sweep.site, layer) for layer in sweep.layers}
-    out = torch.empty(len(cells), n)
-    for start, chunk in _chunks(cells, per_chunk, sweep.progress):
+    out = base.values.float().cpu().repeat(len(every), 1)
+    for chunk in _chunks(cells, per_chunk, sweep.progress, desc):
         k = len(chunk)
         batch = {
             key: value.repeat(k, *([1] * (value.ndim - 1))) for key, value in base.batch.items()
@@ -113,7 +184,7 @@ def traced_sweep(wrapped: Any, sweep: Sweep, base: Run, source: Run, remote: boo
         ]
         _, picked = _trace(wrapped, batch, edits, [], _reads(sweep.metric, examples), remote)
         scores = sweep.metric.score(picked, examples, sweep.runner.clean_logprobs).float().cpu()
-        out[start : start + k] = scores.view(k, n)
+        out[[index[cell] for cell in chunk]] = scores.view(k, n)
     shape = [len(sweep.layers)]
     shape += [len(heads)] if "head" in sweep.axes else []
     shape += [length] if "pos" in sweep.axes else []
@@ -213,10 +284,12 @@ def _trace(
     return [getattr(v, "value", v) for v in saved], getattr(kept, "value", kept).detach().cpu()
 
 
-def _chunks(cells: list[Any], size: int, progress: bool) -> Iterator[tuple[int, list[Any]]]:
-    """Yield ``(start, cells)`` chunks of at most ``size`` cells, with a progress bar."""
+def _chunks(
+    cells: list[Any], size: int, progress: bool, desc: str
+) -> Iterator[list[Any]]:
+    """Yield chunks of at most ``size`` cells, with a progress bar."""
     from tqdm.auto import tqdm
 
     total = math.ceil(len(cells) / size)
-    for i in tqdm(range(total), desc="traced patching", unit="trace", disable=not progress):
-        yield i * size, cells[i * size : (i + 1) * size]
+    for i in tqdm(range(total), desc=desc, unit="trace", disable=not progress):
+        yield cells[i * size : (i + 1) * size]

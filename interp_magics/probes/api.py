@@ -146,11 +146,10 @@ def probe(
     )
     if rows is None:
         check_not_constant(x)
-    elif checked.estimator.kind != "ridge":
+    elif checked.estimator.kind not in ("ridge", "logistic"):
         raise ProbeError(
-            f"activations kept in a store stream through the ridge probe only (exact, from "
-            f"sufficient statistics); for {checked.estimator.kind!r} load the layer first "
-            "(X.compute())"
+            f"activations kept in a store stream through the ridge and logistic probes; for "
+            f"{checked.estimator.kind!r} load the layer first (X.compute())"
         )
     # Every check has passed: now the fits.
     perms = draw_permutations(scheme, n_perms, seed)

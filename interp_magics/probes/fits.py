@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from . import logistic
 from .inputs import Folds, ProbeError
 
 Fitted = tuple[np.ndarray, np.ndarray | None]
@@ -104,48 +105,134 @@ def cross_validate(
     """Return out-of-fold predictions and scores, and each permutation's correct count.
 
     The one loop every estimator shares: on each fold the real labels are fitted alone, then the
-    permuted labels ``perms`` ``[n_perms, examples]`` in batches of the estimator's size.
+    permuted labels ``perms`` ``[n_perms, examples]`` in batches of the estimator's size. Rows
+    kept elsewhere (a store) with a ``dask.distributed`` client active fit their folds in
+    parallel on the cluster; the parts are combined in fold order, so the result is the same.
     """
-    pred = np.zeros(len(codes), dtype=np.int64)
-    scores: np.ndarray | None = None
+    from .streaming import cluster_for
+
+    client = cluster_for(x)
+    if client is not None:
+        scattered = client.scatter(perms, broadcast=True)
+        futures = [
+            client.submit(_fold_on_worker, estimator, x, codes, k, tr, te, scattered, len(folds))
+            for tr, te in folds
+        ]
+        parts = client.gather(futures)
+    else:
+        with estimator.fitting(x, k, len(folds), len(perms), progress) as fit_fold:
+            parts = [_fold_part(estimator, fit_fold, codes, k, tr, te, perms) for tr, te in folds]
+    return _combined(parts, folds, len(codes), k, len(perms))
+
+
+@dataclass
+class _FoldPart:
+    """One fold's share of a cross-validation."""
+
+    predictions: np.ndarray  # class codes of the test fold
+    scores: np.ndarray | None  # [test, columns] scores of the real labels
+    null_correct: np.ndarray
+    null_class: np.ndarray
+    margin: float | None  # None: no comparable scores (no tie-breaking)
+    null_margin: np.ndarray | None
+
+
+def _fold_part(
+    estimator: Estimator,
+    fit_fold: FitFold,
+    codes: np.ndarray,
+    k: int,
+    tr: np.ndarray,
+    te: np.ndarray,
+    perms: np.ndarray,
+) -> _FoldPart:
+    """Return one fold's fits: the real labels alone, then the permutations in batches."""
+    columns = 1 if k == 2 else k
+    fit = fit_fold(tr, te)
+    # The real labels alone: their fit does not depend on how permutations are batched.
+    real, real_scores = fit(codes[tr][None], with_scores=True)
+    margin = (
+        float(margins(real_scores, codes[te][None], k)[0])
+        if real_scores is not None and real_scores.shape[2] == columns
+        else None
+    )
     null_correct = np.zeros(len(perms), dtype=np.int64)
     null_class = np.zeros((len(perms), k), dtype=np.int64)
+    null_margin: np.ndarray | None = np.zeros(len(perms)) if margin is not None else None
+    batch = max(1, int(estimator.batch_elements // max(1, len(tr) * columns)))
+    for start in range(0, len(perms), batch):
+        p = perms[start : start + batch]
+        truth = p[:, te]
+        guesses, sc = fit(p[:, tr], with_scores=null_margin is not None)
+        hit = guesses == truth
+        null_correct[start : start + len(p)] += hit.sum(1)
+        rows = truth + k * np.arange(len(p))[:, None]
+        null_class[start : start + len(p)] += (
+            np.bincount(rows.ravel(), weights=hit.ravel(), minlength=len(p) * k)
+            .reshape(len(p), k)
+            .astype(np.int64)
+        )
+        if null_margin is not None:
+            if sc is None or sc.shape[2] != columns:
+                margin = null_margin = None
+            else:
+                null_margin[start : start + len(p)] += margins(sc, truth, k)
+    return _FoldPart(
+        real[0],
+        None if real_scores is None else real_scores[0],
+        null_correct,
+        null_class,
+        margin,
+        null_margin,
+    )
+
+
+def _fold_on_worker(
+    estimator: Estimator,
+    x: Any,
+    codes: np.ndarray,
+    k: int,
+    tr: np.ndarray,
+    te: np.ndarray,
+    perms: np.ndarray,
+    n_folds: int,
+) -> _FoldPart:
+    """Return one fold's fits, run on a cluster worker (its chunks read where it runs)."""
+    import dask
+
+    with (
+        dask.config.set(scheduler="synchronous"),  # no tasks from within a task
+        estimator.fitting(x, k, n_folds, len(perms), False) as fit_fold,
+    ):
+        return _fold_part(estimator, fit_fold, codes, k, tr, te, perms)
+
+
+def _combined(
+    parts: list[_FoldPart], folds: Folds, n: int, k: int, n_perms: int
+) -> CrossValidation:
+    """Return the cross-validation of the folds' parts (added up in fold order)."""
+    pred = np.zeros(n, dtype=np.int64)
+    scores: np.ndarray | None = None
     margin: float | None = 0.0
-    null_margin: np.ndarray | None = np.zeros(len(perms))
-    columns = 1 if k == 2 else k
-    with estimator.fitting(x, k, len(folds), len(perms), progress) as fit_fold:
-        for tr, te in folds:
-            fit = fit_fold(tr, te)
-            # The real labels alone: their fit does not depend on how permutations are batched.
-            real, real_scores = fit(codes[tr][None], with_scores=True)
-            pred[te] = real[0]
-            if real_scores is not None:
-                if scores is None:
-                    scores = np.zeros((len(codes), real_scores.shape[2]))
-                if scores.shape[1] == real_scores.shape[2]:  # a fold may miss a class
-                    scores[te] = real_scores[0]
-            if real_scores is None or real_scores.shape[2] != columns:
-                margin = null_margin = None  # no comparable scores: no tie-breaking
-            elif margin is not None:
-                margin += float(margins(real_scores, codes[te][None], k)[0])
-            batch = max(1, int(estimator.batch_elements // max(1, len(tr) * columns)))
-            for start in range(0, len(perms), batch):
-                p = perms[start : start + batch]
-                truth = p[:, te]
-                guesses, sc = fit(p[:, tr], with_scores=null_margin is not None)
-                hit = guesses == truth
-                null_correct[start : start + len(p)] += hit.sum(1)
-                rows = truth + k * np.arange(len(p))[:, None]
-                null_class[start : start + len(p)] += (
-                    np.bincount(rows.ravel(), weights=hit.ravel(), minlength=len(p) * k)
-                    .reshape(len(p), k)
-                    .astype(np.int64)
-                )
-                if null_margin is not None:
-                    if sc is None or sc.shape[2] != columns:
-                        margin = null_margin = None
-                    else:
-                        null_margin[start : start + len(p)] += margins(sc, truth, k)
+    null_margin: np.ndarray | None = np.zeros(n_perms)
+    for (_, te), part in zip(folds, parts, strict=True):
+        pred[te] = part.predictions
+        if part.scores is not None:
+            if scores is None:
+                scores = np.zeros((n, part.scores.shape[1]))
+            if scores.shape[1] == part.scores.shape[1]:  # a fold may miss a class
+                scores[te] = part.scores
+        if part.margin is None or part.null_margin is None or margin is None:
+            margin = null_margin = None  # no comparable scores: no tie-breaking
+        else:
+            margin += part.margin
+            assert null_margin is not None
+            null_margin += part.null_margin
+    null_correct = np.zeros(n_perms, dtype=np.int64)
+    null_class = np.zeros((n_perms, k), dtype=np.int64)
+    for part in parts:
+        null_correct += part.null_correct
+        null_class += part.null_class
     return CrossValidation(pred, scores, null_correct, null_class, margin, null_margin)
 
 
@@ -216,18 +303,8 @@ class _RidgeFold(_LinearFold):
 
 
 class _LogisticFold(_LinearFold):
-    """L2 logistic regressions of one training fold sharing one Hessian bound.
-
-    The bound ``X'X / 4 + I / C`` (Böhning 1992) majorises every fit's Hessian, so a
-    majorise-minimise Newton step for all targets at once is two matrix products and one
-    triangular solve with a factorisation made once per fold.
-
-    Each fit stops by one rule that looks only at its own training objective: when the largest
-    entry of its gradient, per training example, is below ``tol`` (or after ``max_iter`` steps;
-    Nesterov momentum keeps that to tens of steps even with hundreds of features).
-    The real labels and every permutation are thus fitted by the same estimator, whatever the
-    batch they are solved in, and no fit ever looks at the test fold.
-    """
+    """L2 logistic regressions of one training fold sharing one Hessian bound
+    (:mod:`.logistic` is the solver; here the fold's rows are in memory)."""
 
     def __init__(
         self, xtr: torch.Tensor, xte: torch.Tensor, lam: float, max_iter: int, tol: float, k: int
@@ -236,52 +313,26 @@ class _LogisticFold(_LinearFold):
         ones = torch.ones(len(xtr), 1, dtype=xtr.dtype)
         self.xa = torch.cat([xtr, ones], 1)
         self.xq = torch.cat([xte, torch.ones(len(xte), 1, dtype=xte.dtype)], 1)
-        bound = (self.xa.T @ self.xa).double() / 4
-        penalty = torch.full((self.xa.shape[1],), lam, dtype=torch.float64)
-        penalty[-1] = 0.0  # the intercept is not penalised
-        bound.diagonal().add_(penalty + 1e-8)
-        self.chol = torch.linalg.cholesky(bound)
-        self.pen = penalty.to(xtr.dtype)[:, None]
+        self.pen = logistic.penalty(xtr.shape[1], lam, xtr.dtype)
+        self.chol = logistic.bound_factor(self.xa.T @ self.xa, self.pen)
         self.max_iter, self.tol = max_iter, tol
 
     def targets(self, labels: np.ndarray) -> torch.Tensor:
         return ((torch.from_numpy(_targets(labels, self.k)) + 1) / 2).to(self.xa.dtype)
 
     def scores(self, y: torch.Tensor) -> torch.Tensor:
-        """Return test-fold scores of the fits to 0/1 targets ``y`` ``[ntr, m]``.
-
-        Accelerated (Nesterov) majorise-minimise steps from the ridge solution, momentum
-        restarted per fit when a step goes uphill; a fit stops when its own training gradient
-        is below ``tol`` per example.
-        """
-        xa, chol, dtype = self.xa, self.chol, self.xa.dtype
-        w = torch.cholesky_solve((xa.T @ (y - 0.5)).double() * 4, chol).to(dtype)  # ridge start
-        prev, t = w.clone(), torch.ones(y.shape[1], dtype=dtype)
-        active, ya = torch.arange(y.shape[1]), y
-        limit = self.tol * len(xa)
-        for _ in range(self.max_iter):
-            # index_select, not w[:, active]: column indexing is slow on small tensors
-            wa, pa, ta = (
-                torch.index_select(w, 1, active),
-                torch.index_select(prev, 1, active),
-                t[active],
-            )
-            tn = (1 + torch.sqrt(1 + 4 * ta * ta)) / 2
-            z = wa + (ta - 1) / tn * (wa - pa)
-            grad = xa.T @ (torch.sigmoid(xa @ z) - ya) + self.pen * z
-            going = grad.abs().amax(0) > limit  # each fit's own rule: its training gradient
-            w.index_copy_(1, active, z)  # a converged fit keeps z
-            if not bool(going.any()):
-                break
-            if not bool(going.all()):
-                keep = torch.nonzero(going)[:, 0]
-                active, ya, tn = active[keep], torch.index_select(ya, 1, keep), tn[keep]
-                z, wa, grad = (torch.index_select(v, 1, keep) for v in (z, wa, grad))
-            new = z - torch.cholesky_solve(grad.double(), chol).to(dtype)
-            uphill = ((new - wa) * grad).sum(0) > 0
-            t[active] = torch.where(uphill, torch.ones_like(tn), tn)
-            prev.index_copy_(1, active, wa)
-            w.index_copy_(1, active, new)
+        """Return test-fold scores of the fits to 0/1 targets ``y`` ``[ntr, m]``."""
+        xa = self.xa
+        w = logistic.solve(
+            lambda r: xa.T @ r,
+            lambda z, ya: xa.T @ (torch.sigmoid(xa @ z) - ya),
+            y,
+            self.chol,
+            self.pen,
+            len(xa),
+            self.max_iter,
+            self.tol,
+        )
         return self.xq @ w
 
 
@@ -321,8 +372,12 @@ class Logistic(Estimator):
     def fitting(
         self, x: np.ndarray, k: int, n_folds: int, n_perms: int, progress: bool
     ) -> AbstractContextManager[FitFold]:
-        xt = torch.from_numpy(x).to(torch.float64 if x.size <= 5_000_000 else torch.float32)
+        from .streaming import Rows, streaming_logistic
+
         lam = 1.0 / (1.0 / self.alpha if self.alpha > 0 else 1e6)  # 1/C, C capped at 1e6
+        if isinstance(x, Rows):  # kept elsewhere: one pass over the fold's chunks per step
+            return streaming_logistic(x, lam, self.max_iter, self.tol, k, (_targets, _decide))
+        xt = torch.from_numpy(x).to(torch.float64 if x.size <= 5_000_000 else torch.float32)
         return nullcontext(
             lambda tr, te: _LogisticFold(xt[tr], xt[te], lam, self.max_iter, self.tol, k)
         )

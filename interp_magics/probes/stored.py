@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .inputs import ProbeError
+from .streaming import active_client
 
 
 def is_store(cache: Any) -> bool:
@@ -40,7 +41,7 @@ def store_layer_reports(
         raise ProbeError(
             f"labels for a store are one per example ([{store.examples}]); got shape {y_arr.shape}"
         )
-    client = _client() if not str(store.path).startswith("memory://") else None
+    client = active_client() if not str(store.path).startswith("memory://") else None
     if client is not None:
         futures = client.map(
             _probe_layer,
@@ -90,18 +91,6 @@ def _probe_layer(
 
     with dask.config.set(scheduler="synchronous"):  # no tasks from within a task
         return _probe(fit, open_store(path), key, index, y, kwargs)
-
-
-def _client() -> Any:
-    """Return the active dask.distributed client, or None."""
-    try:
-        from distributed import get_client
-    except ImportError:
-        return None
-    try:
-        return get_client()
-    except ValueError:  # no client is active
-        return None
 
 
 def _keys(store: Any, layers: str | Sequence[str] | None) -> list[str]:

@@ -1,5 +1,5 @@
 """Probes over activations that do not fit in memory: rows read chunk by chunk, ridge fitted
-exactly from sufficient statistics.
+exactly from sufficient statistics, logistic by the same solver as in memory, one pass per step.
 
 :class:`Rows` stands for ``[examples, features]`` activations kept elsewhere (a dask array, for
 instance one tensor of an activation store): the probe's checks, its folds and its controls read
@@ -9,6 +9,11 @@ then ``X'Y`` for every label vector of a batch of permutations, accumulated chun
 float64; test scores are computed chunk by chunk too. So the permutation test is the in-memory
 one (the same folds, permutations and tie-breaking), in memory bounded by the chunk size and
 ``features x features``.
+
+The logistic probe has no sufficient statistics: its solver (:mod:`.logistic`) reads the fold's
+rows once per majorise-minimise step, a chunk at a time, for every label vector of a batch at
+once. It runs the in-memory probe's iteration with the same stopping rule, so it gives the same
+fits (to the solver's tolerance), at the cost of one pass over the fold's rows per step.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import logistic
 from .inputs import ProbeError
 
 #: (targets of label codes, classes of scores): how a ridge classifier encodes and decides.
@@ -84,6 +90,33 @@ class Rows:
             raise ProbeError(
                 f"{self.name} is the same vector in every example; nothing can be decoded from it"
             )
+
+
+def cluster_for(x: Any) -> Any:
+    """Return the active ``dask.distributed`` client to fit the folds of ``x`` on, or None.
+
+    Only rows kept elsewhere go to a cluster (in-memory features are fitted here).
+    """
+    return active_client() if isinstance(x, Rows) else None
+
+
+def active_client() -> Any:
+    """Return the active ``dask.distributed`` client, or None (also on a worker: no tasks
+    from within a task)."""
+    try:
+        from distributed import get_client, get_worker
+    except ImportError:
+        return None
+    try:
+        get_worker()
+    except ValueError:  # not on a worker: the caller may use a client
+        pass
+    else:
+        return None
+    try:
+        return get_client()
+    except ValueError:  # no client is active
+        return None
 
 
 def as_rows(x: Any, name: str = "X") -> Rows | None:
@@ -167,3 +200,80 @@ def streaming_ridge(rows: Rows, alpha: float, k: int, codec: Codec) -> AbstractC
     two probes encode and decide alike.
     """
     return nullcontext(lambda tr, te: _StreamingRidgeFold(rows, tr, te, alpha, k, codec))
+
+
+def _with_intercept(block: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.hstack([block, np.ones((len(block), 1))]))
+
+
+class _StreamingLogisticFold:
+    """The logistic fits of one training fold, its rows read chunk by chunk for every step."""
+
+    def __init__(
+        self,
+        rows: Rows,
+        tr: np.ndarray,
+        te: np.ndarray,
+        lam: float,
+        max_iter: int,
+        tol: float,
+        k: int,
+        codec: Codec,
+    ) -> None:
+        self._targets, self._decide = codec
+        self.rows, self.tr, self.te, self.k = rows, np.sort(tr), np.sort(te), k
+        self.tr_order = np.argsort(np.argsort(tr))
+        self.te_order = np.argsort(np.argsort(te))
+        self.max_iter, self.tol = max_iter, tol
+        d = rows.shape[1]
+        gram = torch.zeros((d + 1, d + 1), dtype=torch.float64)
+        for block in rows.chunks(self.tr):
+            xa = _with_intercept(block)
+            gram += xa.T @ xa
+        self.pen = logistic.penalty(d, lam, torch.float64)
+        self.chol = logistic.bound_factor(gram, self.pen)
+
+    def _tx(self, r: torch.Tensor) -> torch.Tensor:
+        out, at = torch.zeros((self.rows.shape[1] + 1, r.shape[1]), dtype=r.dtype), 0
+        for block in self.rows.chunks(self.tr):
+            out += _with_intercept(block).T @ r[at : at + len(block)]
+            at += len(block)
+        return out
+
+    def _gradient(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out, at = torch.zeros_like(z), 0
+        for block in self.rows.chunks(self.tr):
+            xa = _with_intercept(block)
+            out += xa.T @ (torch.sigmoid(xa @ z) - y[at : at + len(block)])
+            at += len(block)
+        return out
+
+    def __call__(
+        self, labels: np.ndarray, with_scores: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        m, n_train = labels.shape
+        y = (self._targets(labels, self.k).astype(np.float64) + 1) / 2  # [m, train, columns]
+        y = np.transpose(y, (1, 0, 2)).reshape(n_train, -1)[np.argsort(self.tr_order)]
+        w = logistic.solve(
+            self._tx,
+            self._gradient,
+            torch.from_numpy(np.ascontiguousarray(y)),
+            self.chol,
+            self.pen,
+            n_train,
+            self.max_iter,
+            self.tol,
+        )
+        scores = torch.cat([_with_intercept(b) @ w for b in self.rows.chunks(self.te)]).numpy()
+        scores = scores[self.te_order]
+        s3 = np.transpose(scores.reshape(len(scores), m, -1), (1, 0, 2))
+        return self._decide(s3, self.k), (s3 if with_scores else None)
+
+
+def streaming_logistic(
+    rows: Rows, lam: float, max_iter: int, tol: float, k: int, codec: Codec
+) -> AbstractContextManager[Any]:
+    """Return the fold factory of a streaming L2 logistic probe (penalty ``lam``) over ``rows``."""
+    return nullcontext(
+        lambda tr, te: _StreamingLogisticFold(rows, tr, te, lam, max_iter, tol, k, codec)
+    )
