@@ -78,6 +78,14 @@ def test_every_record_round_trips_through_clean_and_parse():
         _probe(layers=6, corrected=True, correction="fdr_bh", p_values=6),
         records.StatTestRecord(test="binomial", p_values=2, corrected=False),
         records.InterventionRecord(edits=1, sites=["resid_post.3"], operations=["add"]),
+        records.PathPatchRecord(
+            senders=8, receivers=12, metric="logit_diff", direction="noising", p_values=96
+        ),
+        records.EdgeAttributionRecord(method="eap-ig", edges=300, metric="logit_diff", verified=20),
+        records.FaithfulnessRecord(
+            edges=12, ablation="mean", metric="logit_diff", faithfulness=0.83, completeness=True
+        ),
+        records.LensRecord(lens="dla", layers=6, metric="logit_diff"),
     ]
     assert {type(s).kind for s in samples} == set(records.RECORD_TYPES)
     for sample in samples:

@@ -300,3 +300,60 @@ def test_randomness_before_its_own_seed(seed, draw):
 def test_seeded_randomness_passes(seed, draw):
     setup = "import random\nimport numpy as np\nimport torch\n" + seed
     assert "REP001" not in rules(("code", setup), ("code", draw))
+
+
+def test_edge_attribution_needs_an_exact_edge_check():
+    eap = (
+        "from interp_magics import circuits\nscores = circuits.eap(model, clean, corrupt, metric)\n"
+    )
+    found = findings(SETUP, ("code", eap + "top = scores.top(20)"))
+    assert "CAU004" in found and "edge-attribution scores" in found["CAU004"].message
+    assert "CAU004" not in rules(SETUP, ("code", eap + "check = scores.verify(top=20)"))
+    magic = "%eap model --clean clean --corrupt corrupt --metric metric"
+    assert "CAU004" in rules(SETUP, ("code", magic))
+    assert "CAU004" not in rules(SETUP, ("code", magic + " --verify 10"))
+
+
+def test_ledger_records_of_circuit_tools_count_as_evidence():
+    from support.notebooks import notebook as nb_of
+
+    nb = nb_of(
+        ("md", "Heads L0H2 and L1H0 form the induction circuit of this model."),
+        ("code", "x = 1"),
+    )
+    before = {f.rule for f in rigor.check(nb)}
+    assert {"CAU001", "CAU006"} <= before
+    unverified = {
+        "kind": "edge_attribution",
+        "cell_id": "c2",
+        "method": "eap",
+        "edges": 40,
+        "metric": "logit_diff",
+        "verified": 0,
+    }
+    path = {
+        "kind": "path_patch",
+        "cell_id": "c2",
+        "senders": 4,
+        "receivers": 12,
+        "metric": "logit_diff",
+        "direction": "noising",
+        "p_values": 48,
+        "corrected": True,
+        "correction": "max-t",
+    }
+    faithful = {
+        "kind": "faithfulness",
+        "cell_id": "c2",
+        "edges": 6,
+        "ablation": "mean",
+        "metric": "logit_diff",
+        "faithfulness": 0.9,
+        "completeness": True,
+    }
+    found = {f.rule: f for f in rigor.check(nb, ledger=[unverified, path, faithful])}
+    assert found["CAU004"].source == "ledger"  # edge attribution without its exact check
+    assert "CAU001" not in found  # path patching and the faithfulness run intervene
+    assert "CAU006" not in found  # the circuit was checked against the full model
+    verified = {**unverified, "verified": 20}
+    assert "CAU004" not in {f.rule for f in rigor.check(nb, ledger=[verified, path, faithful])}

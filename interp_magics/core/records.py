@@ -170,6 +170,53 @@ class InterventionRecord(Record):
     operations: list[str]
 
 
+@dataclass(frozen=True)
+class PathPatchRecord(Record):
+    """A path-patching sweep: senders' effects through chosen receivers only."""
+
+    kind: ClassVar[str] = "path_patch"
+    senders: int
+    receivers: int
+    metric: str
+    direction: str
+    p_values: int = 0  # one test of no effect per sender-receiver cell
+    corrected: bool = False
+    correction: str | None = None
+
+
+@dataclass(frozen=True)
+class EdgeAttributionRecord(Record):
+    """Edge attribution patching (EAP or EAP-IG) over a model's graph."""
+
+    kind: ClassVar[str] = "edge_attribution"
+    method: str  # "eap" or "eap-ig"
+    edges: int
+    metric: str
+    verified: int = 0  # edges re-run by exact edge patching (top and random)
+
+
+@dataclass(frozen=True)
+class FaithfulnessRecord(Record):
+    """A circuit run alone (everything outside it ablated) against the full model."""
+
+    kind: ClassVar[str] = "faithfulness"
+    edges: int  # edges kept in the circuit
+    ablation: str  # "mean", "resample" or "corrupt"
+    metric: str
+    faithfulness: float | None = None
+    completeness: bool = False  # the circuit was also removed from the full model
+
+
+@dataclass(frozen=True)
+class LensRecord(Record):
+    """A logit lens, tuned lens or direct logit attribution read of a model."""
+
+    kind: ClassVar[str] = "lens"
+    lens: str  # "logit", "tuned" or "dla"
+    layers: int
+    metric: str | None = None
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
     for cls in (
@@ -179,6 +226,10 @@ RECORD_TYPES: dict[str, type[Record]] = {
         ProbeRecord,
         StatTestRecord,
         InterventionRecord,
+        PathPatchRecord,
+        EdgeAttributionRecord,
+        FaithfulnessRecord,
+        LensRecord,
     )
 }
 """Every record class by its ``kind``."""

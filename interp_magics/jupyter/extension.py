@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core import events
 from .bridge import KernelBridge
+from .circuit_magics import CircuitMagics
 from .ledger import Ledger
 from .magics import InterpMagics
 from .state import ShellState, get_state, set_state
@@ -30,8 +31,9 @@ def load(shell: Any) -> None:
     # entries of the cell that just ended, with their execution counts.
     bridge = KernelBridge(shell, ledger)
     bridge.install()
-    magics = InterpMagics(shell)
-    shell.register_magics(magics)
+    magics = (InterpMagics(shell), CircuitMagics(shell))
+    for group in magics:
+        shell.register_magics(group)
     set_state(shell, ShellState(ledger, bridge, magics, callbacks, unsubscribe))
 
 
@@ -53,10 +55,11 @@ def _remove(shell: Any, state: ShellState) -> None:
             shell.events.unregister(name, callback)
     state.unsubscribe()
     manager = shell.magics_manager
-    for kind, table in state.magics.magics.items():
-        for name in table:
-            registered = manager.magics[kind].get(name)
-            if getattr(registered, "__self__", None) is state.magics:
-                del manager.magics[kind][name]
-    if manager.registry.get(type(state.magics).__name__) is state.magics:
-        del manager.registry[type(state.magics).__name__]
+    for group in state.magics:
+        for kind, table in group.magics.items():
+            for name in table:
+                registered = manager.magics[kind].get(name)
+                if getattr(registered, "__self__", None) is group:
+                    del manager.magics[kind][name]
+        if manager.registry.get(type(group).__name__) is group:
+            del manager.registry[type(group).__name__]

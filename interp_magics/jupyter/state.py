@@ -24,7 +24,7 @@ class ShellState:
 
     ledger: Ledger
     bridge: KernelBridge
-    magics: Any
+    magics: tuple[Any, ...]  # the Magics objects registered (removed again on unload)
     callbacks: dict[str, Any] = field(default_factory=dict)
     unsubscribe: Any = None
 

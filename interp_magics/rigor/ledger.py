@@ -16,6 +16,7 @@ from ..core.records import (
     AblationRecord,
     LedgerEntry,
     PatchRecord,
+    PathPatchRecord,
     ProbeRecord,
     StatTestRecord,
 )
@@ -71,7 +72,9 @@ def _empty(annotation: Any) -> Any:
 def p_values(entry: LedgerEntry) -> tuple[int, bool]:
     """Return how many p-values an entry reports, and whether they were corrected."""
     record = entry.record
-    if isinstance(record, (ProbeRecord, StatTestRecord, PatchRecord, AblationRecord)):
+    if isinstance(
+        record, (ProbeRecord, StatTestRecord, PatchRecord, AblationRecord, PathPatchRecord)
+    ):
         return record.p_values, record.corrected
     # A kind with no record here (an older "test" entry) may still report p-values; the count
     # is validated as a record's would be (clean_entry checks only the fields records declare).

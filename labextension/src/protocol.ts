@@ -168,13 +168,52 @@ export interface IInterventionRecord extends ILedgerContext {
   operations: string[];
 }
 
+export interface IPathPatchRecord extends ILedgerContext {
+  kind: 'path_patch';
+  senders: number;
+  receivers: number;
+  metric: string;
+  direction: string;
+  p_values: number;
+  corrected: boolean;
+  correction: string | null;
+}
+
+export interface IEdgeAttributionRecord extends ILedgerContext {
+  kind: 'edge_attribution';
+  method: string;
+  edges: number;
+  metric: string;
+  verified: number;
+}
+
+export interface IFaithfulnessRecord extends ILedgerContext {
+  kind: 'faithfulness';
+  edges: number;
+  ablation: string;
+  metric: string;
+  faithfulness: number | null;
+  completeness: boolean;
+}
+
+export interface ILensRecord extends ILedgerContext {
+  kind: 'lens';
+  lens: string;
+  layers: number;
+  metric: string | null;
+}
+
 export type ILedgerEntry =
   | ICaptureRecord
   | IPatchRecord
   | IAblationRecord
   | IProbeRecord
   | IStatTestRecord
-  | IInterventionRecord;
+  | IInterventionRecord
+  | IPathPatchRecord
+  | IEdgeAttributionRecord
+  | IFaithfulnessRecord
+  | ILensRecord;
 
 export interface IFreed {
   v: number;

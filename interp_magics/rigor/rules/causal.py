@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ...core.records import AblationRecord, PatchRecord
+from ...core.records import AblationRecord, EdgeAttributionRecord, PatchRecord
 from ..facts import Call
 from ..notebook import Cell
 from ..registry import METHODOLOGY, Hit, rule
@@ -244,14 +244,18 @@ def off_distribution_interventions(ctx: Context) -> list[Hit]:
     "method='attribution', verify_top=k))",
     cite="Kramár et al. 2024, AtP*; Syed et al. 2023, Attribution Patching Outperforms "
     "Automated Circuit Discovery",
-    alternatives="verify_top, or an exact patching run of the same site",
+    alternatives="verify_top, or an exact patching run of the same site; for edge attribution "
+    "(EAP, EAP-IG), scores.verify(top=k) or %eap --verify K",
 )
 def unverified_attribution_patching(ctx: Context) -> list[Hit]:
-    """Flag attribution patching with no exact patching to check its top cells.
+    """Flag attribution patching (of nodes or edges) with no exact patching to check it.
 
     Attribution patching is a linear approximation that misses or misranks large effects;
-    exact patching of its top cells confirms what it found.
+    exact patching of its top cells (or edges) confirms what it found.
     """
+    edges = _unverified_edge_attribution(ctx)
+    if edges:
+        return edges
     # sites: what exact patching covers; an attribution run of a named site needs one there
     attribution: list[tuple[Cell, Call, str]] = []
     exact: set[str] = set()
@@ -287,6 +291,27 @@ def unverified_attribution_patching(ctx: Context) -> list[Hit]:
                     cell_or_none, 1, "attribution patching ran without exact verification", "ledger"
                 )
             ]
+    return []
+
+
+def _unverified_edge_attribution(ctx: Context) -> list[Hit]:
+    """Flag edge attribution (``eap``, ``%eap``) whose edges no exact edge patch checked."""
+    verified = any(c.short == "verify" for _, c in ctx.calls()) or any(
+        "--verify" in " ".join(c.args) for _, c in ctx.find({"%eap"})
+    )
+    for cell, call in ctx.find({"eap", "%eap"}):
+        if not verified:
+            return [
+                Hit(
+                    cell,
+                    call.line,
+                    "edge-attribution scores are used without checking the top edges by exact "
+                    "edge patching",
+                )
+            ]
+    for record, where in ctx.records(EdgeAttributionRecord):
+        if not record.verified and not verified and where:
+            return [Hit(where, 1, "edge attribution ran without exact verification", "ledger")]
     return []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ...core.records import FaithfulnessRecord
 from ..registry import Hit, rule
 from .causal import excerpt
 from .context import Context
@@ -92,7 +93,9 @@ def circuit_without_faithfulness(ctx: Context) -> list[Hit]:
 
 
 def _checks_faithfulness(ctx: Context) -> bool:
-    """Whether the code or the text checks the circuit against the whole model."""
+    """Whether the code, the text or the ledger checks the circuit against the whole model."""
+    if ctx.records(FaithfulnessRecord):
+        return True
     if any(FAITHFULNESS_CODE.search(name) for name in ctx.names()):
         return True
     return any(FAITHFULNESS_TEXT.search(sentence) for _, _, sentence in ctx.sentences())

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from ...core.records import AblationRecord, PatchRecord
+from ...core.records import AblationRecord, FaithfulnessRecord, PatchRecord, PathPatchRecord
 from ..notebook import Cell
 from ..syntax import convert
 from .codeshape import (
@@ -195,7 +195,9 @@ def interventions(ctx: Context) -> list[Intervention]:
     found += [
         Intervention(ctx.cell_of(entry), 1, "ledger", general=True)
         for entry in ctx.ledger
-        if isinstance(entry.record, (PatchRecord, AblationRecord))
+        if isinstance(
+            entry.record, (PatchRecord, AblationRecord, PathPatchRecord, FaithfulnessRecord)
+        )
     ]
     return found + [_pyvene(ctx, f) if f.how == "pyvene" else f for f in _Reading(ctx).run()]
 

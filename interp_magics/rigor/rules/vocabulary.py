@@ -63,6 +63,8 @@ INTERVENTION_CALLS = {
     "patch",
     "generic_activation_patch",
     "path_patch",
+    "%path_patch",
+    "faithfulness",
     "causal_scrubbing",
     "steer",
 }
