@@ -78,7 +78,8 @@ def bootstrap_ci(
                     n_resamples=n_resamples,
                     method=method,
                     random_state=rng,
-                    batch=max(1, int(2e7 // len(arrays[0]))),
+                    # resamples in batches of about 2e6 values: memory flat in the sample size
+                    batch=max(1, int(2e6 // len(arrays[0]))),
                 )
             except (ValueError, FloatingPointError):
                 continue

@@ -27,8 +27,15 @@ if [ "$(cat widgets/node_modules/.interp-magics-lock 2>/dev/null)" != "$lock_has
   (cd widgets && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_hash" > widgets/node_modules/.interp-magics-lock
 fi
-bundle=interp_magics/widgets/static/probes.js
-if [ ! -f "$bundle" ] || [ -n "$(find widgets/src widgets/build.mjs -newer "$bundle" -print -quit)" ]; then
+# Every widget build.mjs lists must exist and be newer than the sources, else all are rebuilt.
+rebuild=""
+for name in $(grep "^const all = " widgets/build.mjs | grep -o "'[a-z]*'" | tr -d "'"); do
+  bundle="interp_magics/widgets/static/$name.js"
+  if [ ! -f "$bundle" ] || [ -n "$(find widgets/src widgets/build.mjs -newer "$bundle" -print -quit)" ]; then
+    rebuild=1
+  fi
+done
+if [ -n "$rebuild" ]; then
   (cd widgets && npm run --silent build)
 fi
 

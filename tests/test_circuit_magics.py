@@ -93,3 +93,66 @@ def test_unload_removes_the_circuit_magics(shell):
     assert "CircuitMagics" not in shell.magics_manager.registry
     shell.run_line_magic("load_ext", "interp_magics")
     assert "lens" in shell.magics_manager.magics["line"]
+
+
+CIRCUIT_SETUP = """
+from interp_magics.patching.metrics import logprob
+clean = toy.repeated_sequences(8, seed=0)
+corrupt = clean.clone()
+corrupt[:, 1:17] = toy.repeated_sequences(8, seed=1)[:, 1:17]
+lp = logprob(clean[:, -1], position=-2)
+"""
+
+
+def test_path_patch_and_eap_magics_equal_the_functions_and_reach_the_ledger(nb):
+    from interp_magics import circuits
+    from interp_magics.patching.metrics import logprob
+
+    assert run(nb, CIRCUIT_SETUP)[0].success
+    result, _ = run(
+        nb,
+        "%path_patch model --clean clean --corrupt corrupt --metric lp --senders L0H2,L0H1 "
+        "--receivers 'L1H*.k,logits' -o pp",
+    )
+    assert result.success, result.error_in_exec
+    result, _ = run(
+        nb,
+        "%eap model --clean clean --corrupt corrupt --metric lp --method eap-ig --steps 3 "
+        "--verify 4 -o sc",
+    )
+    assert result.success, result.error_in_exec
+    entries = get_ledger(nb).to_json()["entries"]
+    kinds = [e["kind"] for e in entries]
+    assert kinds[-3:] == ["path_patch", "edge_attribution", "edge_attribution"]
+    assert entries[-3]["senders"] == 2 and entries[-3]["receivers"] == 2
+    assert entries[-2]["verified"] == 0 and entries[-1]["verified"] == 8
+    pp, sc = nb.user_ns["pp"], nb.user_ns["sc"]
+    clean = nb.user_ns["clean"]
+    corrupt = nb.user_ns["corrupt"]
+    metric = logprob(clean[:, -1], position=-2)
+    want = circuits.path_patch(
+        toy.load(),
+        clean,
+        corrupt,
+        metric,
+        senders=["L0H2", "L0H1"],
+        receivers=["L1H*.k", "logits"],
+        progress=False,
+    )
+    torch.testing.assert_close(pp.per_example, want.per_example, atol=1e-6, rtol=0)
+    want_sc = circuits.eap(toy.load(), clean, corrupt, metric, method="eap-ig", steps=3)
+    torch.testing.assert_close(sc.scores, want_sc.scores, atol=1e-6, rtol=0)
+    assert sc.verification is not None and len(sc.verification.rows) == 8
+
+
+def test_circuit_magic_errors_are_usage_errors(nb):
+    assert run(nb, CIRCUIT_SETUP)[0].success
+    for line, message in [
+        ("%eap model --clean clean --corrupt corrupt --metric lp --verify -1", "--verify"),
+        ("%eap model --clean clean --corrupt corrupt --metric lp --steps 0", "steps"),
+        ("%path_patch model --clean clean --corrupt corrupt --metric lp --senders L9H9", "L9H9"),
+        ("%path_patch model --clean clean --metric lp", "--corrupt"),
+    ]:
+        result, text = run(nb, line)
+        assert not result.success and message in text, (line, text[-300:])
+        assert "Traceback" not in text

@@ -355,5 +355,7 @@ def test_ledger_records_of_circuit_tools_count_as_evidence():
     assert found["CAU004"].source == "ledger"  # edge attribution without its exact check
     assert "CAU001" not in found  # path patching and the faithfulness run intervene
     assert "CAU006" not in found  # the circuit was checked against the full model
-    verified = {**unverified, "verified": 20}
+    verified = {**unverified, "verified": 20}  # what scores.verify() records afterwards
     assert "CAU004" not in {f.rule for f in rigor.check(nb, ledger=[verified, path, faithful])}
+    later = [unverified, path, faithful, verified]
+    assert "CAU004" not in {f.rule for f in rigor.check(nb, ledger=later)}

@@ -90,6 +90,98 @@ class CircuitMagics(Magics):
             raise UsageError(str(exc)) from None
         return stored(self.shell, args.out, result)
 
+    @no_var_expand
+    @magic_arguments()
+    @argument("model", help="the model variable (GPT-2, GPT-NeoX/Pythia or Llama-family LM)")
+    @argument("--clean", required=True, help="clean inputs: a tokenizer output or token ids")
+    @argument("--corrupt", required=True, help="corrupted inputs of the same shape")
+    @argument(
+        "--metric",
+        required=True,
+        help="a metric variable: patching.logit_diff(correct, wrong), logprob(answer), "
+        "kl_to_clean(), or a function logits -> [batch]",
+    )
+    @argument(
+        "--senders",
+        help="comma-separated senders or globs: embed, L0H2, 'L0H*', MLP3 (default: all)",
+    )
+    @argument(
+        "--receivers",
+        help="comma-separated receiver sets, one column each: L1H0.q, 'L1H*.k' (a glob is one "
+        "set), L1H0 (its q, k and v), MLP2, logits (default: every head, MLP and the logits)",
+    )
+    @argument("--direction", default="noising", choices=["noising", "denoising"])
+    @argument("-o", "--out", help="also store the PathPatchResult in this variable")
+    @line_magic
+    def path_patch(self, line: str) -> Any:
+        """Run path patching: each sender's corrupted output sent to chosen receivers only.
+
+        Example::
+
+            %path_patch model --clean clean --corrupt corrupt --metric metric \\
+                --senders L0H2 --receivers 'L1H*.k,L1H*.q'
+        """
+        from ..circuits import path_patch
+
+        args = parse_argstring(self.path_patch, line)
+        try:
+            result = path_patch(
+                lookup(self.shell, args.model),
+                lookup(self.shell, args.clean),
+                lookup(self.shell, args.corrupt),
+                lookup(self.shell, args.metric),
+                senders=comma_list(args.senders) if args.senders else None,
+                receivers=comma_list(args.receivers) if args.receivers else None,
+                direction=args.direction,
+            )
+        except CaptureError as exc:
+            raise UsageError(str(exc)) from None
+        return stored(self.shell, args.out, result)
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("model", help="the model variable (GPT-2, GPT-NeoX/Pythia or Llama-family LM)")
+    @argument("--clean", required=True, help="clean inputs: a tokenizer output or token ids")
+    @argument("--corrupt", required=True, help="corrupted inputs of the same shape")
+    @argument("--metric", required=True, help="a metric variable, as for %%patch")
+    @argument("--method", default="eap", choices=["eap", "eap-ig"])
+    @argument("--steps", type=int, default=5, help="EAP-IG: points on the path (default 5)")
+    @argument(
+        "--verify",
+        type=int,
+        default=0,
+        metavar="K",
+        help="check the top K edges and K random others by exact edge patching",
+    )
+    @argument("-o", "--out", help="also store the EdgeScores in this variable")
+    @line_magic
+    def eap(self, line: str) -> Any:
+        """Score every edge of the model's graph by edge attribution patching (EAP, EAP-IG).
+
+        Example::
+
+            %eap model --clean clean --corrupt corrupt --metric metric --method eap-ig --verify 10
+        """
+        from ..circuits import eap
+
+        args = parse_argstring(self.eap, line)
+        if args.verify < 0:
+            raise UsageError("--verify takes a number of edges (0 or more)")
+        try:
+            scores = eap(
+                lookup(self.shell, args.model),
+                lookup(self.shell, args.clean),
+                lookup(self.shell, args.corrupt),
+                lookup(self.shell, args.metric),
+                method=args.method,
+                steps=args.steps,
+            )
+            if args.verify:
+                scores.verify(top=args.verify, random=args.verify)
+        except CaptureError as exc:
+            raise UsageError(str(exc)) from None
+        return stored(self.shell, args.out, scores)
+
 
 def _positions(text: str | None) -> Any:
     """Return a ``--positions`` option as the lens takes it: an int, a list, or a slice text."""

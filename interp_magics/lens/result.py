@@ -4,7 +4,8 @@ Tensors with labelled axes ``(layer, example, position, rank)``: each layer's to
 their probabilities, each layer's entropy and KL divergence from the final layer, and, when an
 answer was given, its log-probability and rank at every layer (the rank trajectory). A tidy
 DataFrame, a trajectory table per example, a PNG grid and a text summary show it without a
-widget.
+widget; in a notebook it shows as the ``LensView`` widget (``WIDGET``, looked up lazily by
+:class:`~interp_magics.core.display.WidgetDisplay`), whose bundle carries the PNG and text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..core.display import WidgetDisplay
 from .inputs import LensError, token_labels
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(repr=False)
-class LensResult:
+class LensResult(WidgetDisplay):
     """Each residual stream decoded by the model's own readout (logit lens) or a tuned lens.
 
     Attributes:
@@ -40,6 +42,8 @@ class LensResult:
         input_ids, attention_mask: ``[example, token]`` the inputs.
         tokenizer: used for token labels (None: ids are shown).
     """
+
+    WIDGET = "LensView"
 
     method: str
     model: str

@@ -309,7 +309,9 @@ def _unverified_edge_attribution(ctx: Context) -> list[Hit]:
                     "edge patching",
                 )
             ]
-    for record, where in ctx.records(EdgeAttributionRecord):
+    ran = ctx.records(EdgeAttributionRecord)
+    verified = verified or any(record.verified for record, _ in ran)  # .verify() records too
+    for record, where in ran:
         if not record.verified and not verified and where:
             return [Hit(where, 1, "edge attribution ran without exact verification", "ledger")]
     return []
