@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.adapters import adapter_for
+from ..core.placement import weights_present
 from .graph import CircuitError, Graph, Receiver
 
 
@@ -57,9 +58,11 @@ class Parts:
 
     def project(self, module: nn.Module, x: torch.Tensor, cols: slice) -> torch.Tensor:
         """Return columns ``cols`` of ``module(x)``, computing only those columns."""
-        weight, bias = _linear_weights(module)
-        b = None if bias is None else bias[cols]
-        return F.linear(x, weight[cols], b)
+        # a hook runs outside the module's forward: offloaded weights are loaded for the read
+        with weights_present(module):
+            weight, bias = _linear_weights(module)
+            b = None if bias is None else bias[cols].to(x.device)
+            return F.linear(x, weight[cols].to(x.device), b)
 
     def head_outputs(self, layer: int, z: torch.Tensor) -> torch.Tensor:
         """Return each head's write to the residual stream ``[N, T, heads, d_model]``.
@@ -67,10 +70,11 @@ class Parts:
         ``z`` is the output projection's input ``[N, T, heads * d_head]``; the bias is left out.
         """
         a = self.graph.anatomy
-        weight, _ = _linear_weights(self.out_projs[layer])  # [d_model, heads * d_head]
-        w = weight.T.reshape(a.n_heads, a.d_head, -1)
+        with weights_present(self.out_projs[layer]):  # a pre-hook: before accelerate loads them
+            weight, _ = _linear_weights(self.out_projs[layer])  # [d_model, heads * d_head]
+            w = weight.T.reshape(a.n_heads, a.d_head, -1).to(z.device, z.dtype)
         zh = z.reshape(*z.shape[:2], a.n_heads, a.d_head)
-        return torch.einsum("nthk,hkd->nthd", zh, w.to(zh.dtype))
+        return torch.einsum("nthk,hkd->nthd", zh, w)
 
 
 def _linear_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:

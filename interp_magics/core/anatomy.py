@@ -33,6 +33,7 @@ from torch import nn
 
 from .adapters import BlockAdapter, adapter_for
 from .errors import CaptureError
+from .traced import unwrap
 
 QKV = Literal["fused", "fused-per-head", "separate"]
 
@@ -88,12 +89,14 @@ _PARTS: dict[str, tuple[str, str, str | None, QKV, tuple[str, ...]]] = {
 
 
 def anatomy(model: nn.Module) -> Anatomy:
-    """Return where ``model`` keeps its norms, projections and readout.
+    """Return where ``model`` (or the module an nnsight model wraps) keeps its norms,
+    projections and readout.
 
     Raises:
         CaptureError: for a family this layer does not describe (BERT, TransformerLens bridges,
             unknown modules), or a model missing one of its family's parts.
     """
+    model = unwrap(model)  # an nnsight model: the module it wraps
     adapter = adapter_for(model)
     if not isinstance(adapter, BlockAdapter) or adapter.family not in _PARTS:
         kind = "an unknown architecture" if adapter is None else f"the {adapter.family} family"

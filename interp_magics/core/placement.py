@@ -11,6 +11,7 @@ device, which is ``meta`` for an offloaded embedding.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,3 +204,35 @@ def _offload_kind(device_map: Any, loader: str) -> str:
         if value in ("disk", "cpu"):
             return str(value)
     return "offloaded"
+
+
+@contextlib.contextmanager
+def weights_present(module: nn.Module) -> Iterator[None]:
+    """While active, ``module``'s own weights are real tensors (offloaded ones loaded).
+
+    A plain accelerate hook goes through ``align_module_device``. A module that accelerate
+    hooked twice (a device map naming a block and its parent) carries a ``SequentialHook``,
+    which ``align_module_device`` does not look into: its offloading hooks are run the same
+    way (``pre_forward`` loads, ``post_forward`` drops).
+    """
+    hook = getattr(module, "_hf_hook", None)
+    inner = getattr(hook, "hooks", None)
+    if hook is None or (inner is None and not getattr(hook, "offload", False)):
+        yield
+        return
+    if inner is None:
+        from accelerate.utils import align_module_device
+
+        with align_module_device(module):
+            yield
+        return
+    loaders = [h for h in inner if getattr(h, "offload", False)]
+    done = []
+    try:
+        for h in loaders:
+            h.pre_forward(module)
+            done.append(h)
+        yield
+    finally:
+        for h in reversed(done):
+            h.post_forward(module, None)
