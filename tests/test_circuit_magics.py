@@ -115,12 +115,13 @@ def test_path_patch_and_eap_magics_equal_the_functions_and_reach_the_ledger(nb):
         "--receivers 'L1H*.k,logits' -o pp",
     )
     assert result.success, result.error_in_exec
-    result, _ = run(
+    result, text = run(
         nb,
         "%eap model --clean clean --corrupt corrupt --metric lp --method eap-ig --steps 3 "
-        "--verify 4 -o sc",
+        "--verify 4 -o sc --no-progress",
     )
     assert result.success, result.error_in_exec
+    assert "%|" not in text  # no progress bar was drawn
     entries = get_ledger(nb).to_json()["entries"]
     kinds = [e["kind"] for e in entries]
     assert kinds[-3:] == ["path_patch", "edge_attribution", "edge_attribution"]

@@ -111,6 +111,12 @@ class CircuitMagics(Magics):
         "set), L1H0 (its q, k and v), MLP2, logits (default: every head, MLP and the logits)",
     )
     @argument("--direction", default="noising", choices=["noising", "denoising"])
+    @argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars (e.g. in notebooks saved with their outputs)",
+    )
     @argument("-o", "--out", help="also store the PathPatchResult in this variable")
     @line_magic
     def path_patch(self, line: str) -> Any:
@@ -133,6 +139,7 @@ class CircuitMagics(Magics):
                 senders=comma_list(args.senders) if args.senders else None,
                 receivers=comma_list(args.receivers) if args.receivers else None,
                 direction=args.direction,
+                progress=args.progress,
             )
         except CaptureError as exc:
             raise UsageError(str(exc)) from None
@@ -152,6 +159,12 @@ class CircuitMagics(Magics):
         default=0,
         metavar="K",
         help="check the top K edges and K random others by exact edge patching",
+    )
+    @argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars (e.g. in notebooks saved with their outputs)",
     )
     @argument("-o", "--out", help="also store the EdgeScores in this variable")
     @line_magic
@@ -175,6 +188,7 @@ class CircuitMagics(Magics):
                 lookup(self.shell, args.metric),
                 method=args.method,
                 steps=args.steps,
+                progress=args.progress,
             )
             if args.verify:
                 scores.verify(top=args.verify, random=args.verify)

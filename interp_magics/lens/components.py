@@ -20,9 +20,8 @@ from torch import nn
 
 from ..core.adapters import adapter_for, call_model
 from ..core.capturing import capture
-from ..core.placement import input_device
+from ..core.placement import input_device, weights_present
 from .inputs import Batch, LensError, LensModel
-from .readout import weights_present
 
 #: Learned position embeddings, as the token embedding's sibling module, per family.
 POSITION_EMBEDDING = {"gpt2": "wpe"}

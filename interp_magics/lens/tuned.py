@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from ..core.options import Positions
+from ..core.placement import weights_present
 from .inputs import LensError, LensModel, lens_model
 from .logit import run_lens
-from .readout import Readout, weights_present
+from .readout import Readout
 from .result import LensResult
 
 
