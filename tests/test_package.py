@@ -90,6 +90,8 @@ def test_wheel_builds_and_contains_the_package(tmp_path):
         "probes.css",
         "lens.js",
         "lens.css",
+        "circuit.js",
+        "circuit.css",
     ):
         assert f"interp_magics/widgets/static/{built}" in names
     # the rule pages `interp-rigor --explain` prints and the server serves, one per rule

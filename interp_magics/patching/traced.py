@@ -284,9 +284,7 @@ def _trace(
     return [getattr(v, "value", v) for v in saved], getattr(kept, "value", kept).detach().cpu()
 
 
-def _chunks(
-    cells: list[Any], size: int, progress: bool, desc: str
-) -> Iterator[list[Any]]:
+def _chunks(cells: list[Any], size: int, progress: bool, desc: str) -> Iterator[list[Any]]:
     """Yield chunks of at most ``size`` cells, with a progress bar."""
     from tqdm.auto import tqdm
 
