@@ -5,9 +5,10 @@ one forward per sender-receiver pair, as ratios in one run.
   then one forward and backward with a zero input per receiver) against a plain forward and
   backward of the same batch; EAP-IG with 5 steps too. Goal: EAP at most 4x.
 - Path patching: ``circuits.path_patch`` (cells stacked along the batch, each run started at its
-  receivers' layer, positions before the first corrupted token taken from the base run's cache)
-  against the same engine run one forward per sender-receiver pair from layer 0 with nothing
-  reused, which is what a hand-written path-patching loop does; the values are compared.
+  receivers' layer, positions before the first corrupted token taken from the base run's cache,
+  the last block's MLP computed at the scored position only) against the same engine run one
+  whole forward per sender-receiver pair from layer 0 with nothing reused or skipped, which is
+  what a hand-written path-patching loop does; the values are compared.
   Goal: at least 5x.
 
     .venv/bin/python benchmarks/bench_circuits.py
@@ -86,6 +87,7 @@ def path_patching_speed(rounds: int) -> dict[str, float]:
     from interp_magics import circuits, testing
     from interp_magics.circuits import runs
     from interp_magics.patching import logit_diff
+    from interp_magics.patching.runner import Runner
 
     model = testing.gpt2(n_layer=6, n_embd=384, n_head=6, vocab_size=97)
     gen = torch.Generator().manual_seed(0)
@@ -99,19 +101,22 @@ def path_patching_speed(rounds: int) -> dict[str, float]:
         return circuits.path_patch(model, clean, corrupt, metric, **kw)
 
     prefix, chunk = runs._prefix, runs._run_chunk
+    restrict = Runner._restrict_last_mlp
 
     def one_by_one() -> object:
-        # the same engine with nothing reused: a forward per pair, from layer 0, whole prompt
+        # the same engine with nothing reused or skipped: a whole forward per pair
         runs._prefix = lambda *a: 0
         runs._run_chunk = lambda setup, base, delta, cells, start, pre: chunk(
             setup, base, delta, cells, 0, 0
         )
+        Runner._restrict_last_mlp = lambda *a: None  # type: ignore[method-assign]
         try:
             return circuits.path_patch(
                 model, clean, corrupt, metric, batch_tokens=int(clean.numel()), **kw
             )
         finally:
             runs._prefix, runs._run_chunk = prefix, chunk
+            Runner._restrict_last_mlp = restrict  # type: ignore[method-assign]
 
     a, b = fast(), one_by_one()  # warm up, and the values to compare
     t_fast, t_slow = [], []

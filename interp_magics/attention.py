@@ -23,7 +23,7 @@ from .core.cache import ActivationCache
 from .core.capturing import capture
 from .core.display import WidgetDisplay
 from .core.errors import ShortTraceback
-from .core.traced import unwrap
+from .core.traced import is_nnsight, unwrap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -273,6 +273,8 @@ def attention_patterns(
     *,
     tokenizer: Any = None,
     layers: str | None = None,
+    trace: bool = False,
+    remote: bool = False,
 ) -> AttentionPatterns:
     """Return the attention patterns of ``model`` on ``inputs`` (one forward, no gradients).
 
@@ -282,11 +284,23 @@ def attention_patterns(
     one they are the token ids. ``layers`` selects layers with the site grammar
     (``"{0-3}"``, ``"-1"``); default every layer. Attention runs with the eager kernel for this
     one forward when the model's kernel does not return weights.
+
+    An nnsight model runs its wrapped module here, or, with ``trace`` (or ``remote``, on NDIF),
+    inside one trace that saves each layer's queries and keys; the weights are then computed
+    here exactly as the eager kernel does (:mod:`~interp_magics.core.traced_patterns`).
     """
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-    model = unwrap(model)  # an nnsight model runs its wrapped module here
     batch = _model_inputs(inputs, tokenizer)
     site = "pattern" if layers in (None, "", "*") else f"pattern.{layers}"
+    if trace or remote:
+        if not is_nnsight(model):
+            raise AttentionInputError(
+                "trace=True and remote=True need an nnsight model (nnsight.LanguageModel or "
+                f"NNsight(module)); {type(model).__name__} runs here: leave them off"
+            )
+        acts = capture(model, site).run(batch, remote=remote)
+        return patterns_from_cache(acts, tokenizer=tokenizer)
+    model = unwrap(model)  # an nnsight model runs its wrapped module here
     with torch.no_grad(), capture(model, site) as acts:
         call_model(model, batch)
     return patterns_from_cache(acts, tokenizer=tokenizer)

@@ -295,3 +295,19 @@ def test_patch_through_traces_of_an_nnsight_model(nb):
 
     assert isinstance(result.error_in_exec, UsageError)
     assert "need an nnsight model" in str(result.error_in_exec)
+
+
+def test_attention_view_through_a_trace_of_an_nnsight_model(nb):
+    from IPython.core.error import UsageError
+
+    from interp_magics.attention import attention_patterns
+
+    result, text = run(nb, "import nnsight\nwrapped = nnsight.NNsight(model)\n")
+    assert result.success, text
+    result, text = run(nb, "%attention wrapped batch --trace -o view\n")
+    assert result.success, text
+    ref = attention_patterns(nb.user_ns["model"], nb.user_ns["batch"])
+    torch.testing.assert_close(nb.user_ns["view"].data.pattern, ref.pattern, atol=1e-5, rtol=0)
+    result, _ = run(nb, "%attention model batch --remote\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "need an nnsight model" in str(result.error_in_exec)

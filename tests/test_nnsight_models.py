@@ -113,8 +113,6 @@ def test_trace_errors_are_clear(pair, tokens):
     clean, _, _ = tokens
     with pytest.raises(CaptureError, match="matches no module"):
         capture(wrapped, "transformer.nope.*")
-    with pytest.raises(CaptureError, match="attention patterns"):
-        capture(wrapped, "pattern").run(clean)
     with pytest.raises(CaptureError, match="token ids or a tokenizer's output"):
         capture(wrapped, "resid_post").run([1, 2, 3])
     with pytest.raises(CaptureError, match="needs an nnsight model"):
@@ -151,6 +149,40 @@ def test_attention_view_accepts_nnsight_models(pair, tokens):
     clean, _, _ = tokens
     ref, got = attention_patterns(plain, clean), attention_patterns(wrapped, clean)
     torch.testing.assert_close(got.pattern, ref.pattern, atol=1e-5, rtol=0)
+    traced = attention_patterns(wrapped, clean, trace=True)
+    torch.testing.assert_close(traced.pattern, ref.pattern, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("build", ["gpt2", "neox", "llama"])
+def test_patterns_through_a_trace_equal_the_eager_weights(build, tokens):
+    """sdpa gives no weights: queries, keys and rotary are saved and the softmax done here."""
+    from interp_magics import testing
+
+    plain = getattr(testing, build)(n_layer=2)
+    wrapped = nnsight.NNsight(plain)
+    clean, _, _ = tokens
+    mask = torch.ones_like(clean)
+    mask[1, :2] = 0  # left padding: those query rows attend to nothing real
+    batch = {"input_ids": clean, "attention_mask": mask}
+    got = capture(wrapped, ["pattern", "resid_post.1"], positions=[3, -1]).run(batch)
+    with torch.no_grad(), capture(plain, ["pattern", "resid_post.1"], positions=[3, -1]) as ref:
+        plain(**batch)
+    assert sorted(got.keys()) == sorted(ref.keys()) == ["pattern.0", "pattern.1", "resid_post.1"]
+    assert got["pattern.1"].shape == (5, plain.config.num_attention_heads, 2, 7)
+    real = mask.bool()[:, None, [3, -1], None].expand_as(ref["pattern.1"])
+    for key in ("pattern.0", "pattern.1"):
+        torch.testing.assert_close(got[key][real], ref[key][real], atol=1e-5, rtol=0)
+        rows = got[key].sum(-1)
+        torch.testing.assert_close(rows, torch.ones_like(rows), atol=1e-5, rtol=0)
+    torch.testing.assert_close(got["resid_post.1"], ref["resid_post.1"], atol=1e-5, rtol=0)
+    assert owned_hooks() == []
+
+
+def test_patterns_through_a_trace_refuse_what_they_cannot_recompute(tokens):
+    plain = llama(n_layer=2)
+    plain.config.sliding_window = 4
+    with pytest.raises(CaptureError, match="sliding_window"):
+        capture(nnsight.NNsight(plain), "pattern").run(tokens[0])
 
 
 @pytest.mark.filterwarnings("ignore:the clean-corrupted gap")

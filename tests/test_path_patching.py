@@ -132,6 +132,26 @@ def test_stacking_and_prefix_reuse_change_no_value():
     assert (stacked.per_example - single.per_example).abs().max() < 1e-6
 
 
+def test_the_last_mlp_runs_at_the_scored_position_only_in_patched_runs(monkeypatch):
+    from interp_magics.patching.runner import Runner
+
+    model = build("gpt2")
+    clean, corrupt = pair(b=3, t=9, at=5)
+    widths: list[int] = []
+    inner = model.transformer.h[-1].mlp.c_fc  # what the MLP computes on (hooks on it see it)
+    handle = inner.register_forward_pre_hook(lambda m, a: widths.append(a[0].shape[1]))
+    kw = dict(senders=["embed", "L0H*", "MLP1"], progress=False)
+    try:
+        fast = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
+    finally:
+        handle.remove()
+    # the reference runs (whose activations are kept) see every position; patched runs one
+    assert widths[:2] == [9, 9] and set(widths[2:]) == {1}
+    monkeypatch.setattr(Runner, "_restrict_last_mlp", lambda *a: None)
+    whole = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
+    assert (fast.per_example - whole.per_example).nan_to_num().abs().max() < 1e-6
+
+
 def test_result_table_picture_and_summary():
     from matplotlib.image import imread
 

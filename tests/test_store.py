@@ -43,6 +43,8 @@ def reference(model, data, positions=None):
 
 
 def test_harvest_writes_what_capture_gives_and_reads_back_lazily(tmp_path):
+    from interp_magics.store.lazy import open_group
+
     model, data = gpt2(), batches()
     store = harvest(model, data, SITES, str(tmp_path / "a.zarr"), batch_size=4, progress=False)
     ref = reference(model, data)
@@ -57,6 +59,9 @@ def test_harvest_writes_what_capture_gives_and_reads_back_lazily(tmp_path):
     assert store.attention_mask.shape == (24, 8) and store.attention_mask.min() == 1
     assert store.stack("resid_post").shape == (3, 24, 8, 64)
     assert 0 < store.nbytes < store.nbytes_uncompressed * 2
+    raw = open_group(str(tmp_path / "a.zarr"), mode="r")
+    assert {raw[k].shape[0] for k in raw.array_keys()} == {24}  # grown by doubling, then trimmed
+    assert type(raw["resid_post.0"].compressors[0]).__name__ == "BloscCodec"
     assert "StoredCache of GPT2LMHeadModel" in repr(store) and "24 examples" in repr(store)
     again = harvest(model, data, SITES, str(tmp_path / "a.zarr"), batch_size=4, progress=False)
     assert "complete already" in " ".join(again.notes) and again.examples == 24
@@ -156,6 +161,9 @@ def test_a_killed_harvest_resumes_without_duplicate_or_missing_rows(tmp_path):
     child.wait()
     partial = open_store(path)
     assert not partial.progress.complete and 0 < partial.examples < 48
+    # arrays grow ahead of the data; readers cut at the commit point
+    assert all(partial[k].shape[0] == partial.examples for k in partial.keys())
+    assert partial.input_ids.shape[0] == partial.examples
     # a write cut short: rows past the commit point, which the resume must drop
     group = open_group(path, mode="r+")
     junk = group["resid_post.0"]
@@ -169,6 +177,8 @@ def test_a_killed_harvest_resumes_without_duplicate_or_missing_rows(tmp_path):
     for key, value in ref.items():
         np.testing.assert_array_equal(store[key].compute(), value)
     np.testing.assert_array_equal(store.input_ids, np.concatenate([b["input_ids"] for b in data]))
+    raw = open_group(path, mode="r")
+    assert {raw[k].shape[0] for k in raw.array_keys()} == {48}  # trimmed when complete
 
 
 def test_a_store_harvested_differently_is_refused_and_left_alone(tmp_path):

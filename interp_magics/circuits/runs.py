@@ -108,7 +108,7 @@ def reference(setup: Setup, batch: Batch, *, keep_logprobs: bool = False) -> Ref
     # no_grad, not inference_mode: attribution later differentiates through these tensors.
     keep = runner.cache_kwarg is not None
     with torch.no_grad(), runner.probe_blocks(), edited(setup.parts, record=rec):
-        logits = runner.run(batch, examples, keep_cache=keep)
+        logits = runner.run(batch, examples, keep_cache=keep, scored_only=False)
     if keep_logprobs:
         runner.clean_logprobs = logits.float().log_softmax(-1)
     values = runner.score(logits, examples)

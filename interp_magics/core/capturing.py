@@ -35,6 +35,7 @@ from .memory import (
     model_dims,
     site_bytes,
 )
+from .modules import find_module
 from .options import (
     Positions,
     parse_device,
@@ -158,7 +159,12 @@ class Capture:
         if self.traced is not None:
             from .traced import run_traced
 
-            return run_traced(self, inputs, remote=remote)
+            derived = None
+            if any(t.site == "pattern" for t in self.targets):
+                from .traced_patterns import pattern_route
+
+                derived = pattern_route(self.model, self.targets)
+            return run_traced(self, inputs, remote=remote, derived=derived)
         if remote:
             raise CaptureError(
                 "remote=True needs an nnsight model (nnsight.LanguageModel or NNsight(module)); "
@@ -205,7 +211,7 @@ class Capture:
         root = self.model.register_forward_pre_hook(self._on_root_call, with_kwargs=True)
         self._hooks.add(root, "", "forward_pre")
         for (path, io), group in by_module.items():
-            module = self.model.get_submodule(path)
+            module = find_module(self.model, path)
             if io == "input":
                 handle = module.register_forward_pre_hook(self._input_hook(group), with_kwargs=True)
                 self._hooks.add(handle, path, "forward_pre")

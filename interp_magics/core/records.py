@@ -168,6 +168,8 @@ class InterventionRecord(Record):
     edits: int
     sites: list[str]
     operations: list[str]
+    direction: bool = False  # an edit along a given vector or subspace (add, project_*)
+    baseline: str | None = None  # the control it was compared with ("random"), if any
 
 
 @dataclass(frozen=True)

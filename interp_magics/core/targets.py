@@ -8,6 +8,7 @@ from torch import nn
 
 from .adapters import Adapter, Target, adapter_for
 from .errors import CaptureError
+from .modules import exposed_modules
 from .outputs import Selector
 from .sites import (
     CANONICAL_SITES,
@@ -44,6 +45,7 @@ def resolve_targets(
             "give at least one non-empty module pattern, e.g. 'transformer.h.*.mlp' or 'resid_post'"
         )
     names = [name for name, _ in model.named_modules() if name]
+    names += list(exposed_modules(model))  # parts attached from outside (SAE features)
     adapter = adapter_for(model)
     aliases = adapter.aliases() if adapter is not None else {}
     targets: dict[str, Target] = {}

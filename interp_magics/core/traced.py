@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -96,11 +96,25 @@ def _events(module: nn.Module, name: str) -> Iterator[tuple[str, str]]:
     yield name, "output"
 
 
-def run_traced(cap: Capture, inputs: Any, *, remote: bool = False) -> ActivationCache:
+class Derived(Protocol):
+    """Targets a trace cannot save as they are, computed here from other saved values."""
+
+    targets: list[Target]  # what is computed (e.g. attention patterns)
+    inputs: list[Target]  # what the trace saves for it, whole (no position selection)
+
+    def compute(self, saved: list[Any], batch: Mapping[str, Any]) -> list[torch.Tensor]:
+        """Return each of ``targets``' tensors from the saved ``inputs`` values, in order."""
+        ...
+
+
+def run_traced(
+    cap: Capture, inputs: Any, *, remote: bool = False, derived: Derived | None = None
+) -> ActivationCache:
     """Return the cache of ``cap``'s targets from one nnsight trace of ``inputs``.
 
     The memory guard projects what the trace sends back from the input's shape and refuses
-    before the trace starts (before a remote job is queued).
+    before the trace starts (before a remote job is queued). ``derived`` computes targets the
+    trace cannot save directly (attention patterns) from values it saves.
     """
     model = cap.traced
     batch = _as_batch(inputs)
@@ -112,13 +126,16 @@ def run_traced(cap: Capture, inputs: Any, *, remote: bool = False) -> Activation
     mask = batch.get("attention_mask")
     if isinstance(mask, torch.Tensor):
         cap.cache.attention_mask = mask.detach().to("cpu", copy=True)
-    if any(t.site == "pattern" for t in cap.targets):
+    later = [] if derived is None else derived.targets
+    direct = [t for t in cap.targets if t not in later]
+    if any(t.site == "pattern" for t in direct):
         raise CaptureError(
-            "attention patterns are not captured through a trace: load the model with "
-            "attn_implementation='eager' and capture the attention module's output with "
-            "select=1, or run the model locally with capture() as a context manager"
+            "attention patterns of this model are not captured through a trace: capture the "
+            "attention module's output with select=1 from a model loaded with "
+            "attn_implementation='eager', or run the model locally with capture()"
         )
-    ordered = execution_order(cap.model, cap.targets)
+    extra = [] if derived is None else derived.inputs
+    ordered = execution_order(cap.model, [*direct, *extra])
     kept = None
     if cap.positions is not None and isinstance(ids, torch.Tensor):
         # Positions are selected inside the trace: a remote server sends back only those.
@@ -129,17 +146,34 @@ def run_traced(cap: Capture, inputs: Any, *, remote: bool = False) -> Activation
             t.io,
             t.select if isinstance(t.select, int) else None,
             t.seq_dim,
-            kept,
+            None if t in extra else kept,
+            whole=t in extra,
+            keyword=t.select if t in extra and isinstance(t.select, str) else None,
         )
         for t in ordered
     ]
     saved = _trace(model, batch, plan, remote)
+    values = dict(zip([(t.key, t in extra) for t in ordered], saved, strict=True))
+    pairs: list[tuple[Target, Any]] = [(t, values[(t.key, False)]) for t in direct]
+    if derived is not None:
+        computed = derived.compute([values[(t.key, True)] for t in extra], batch)
+        for target, tensor in zip(later, computed, strict=True):
+            if kept is not None:  # query positions, as a hooked capture keeps them
+                dim = target.seq_dim if target.seq_dim is not None else 1
+                tensor = tensor.index_select(dim, torch.tensor(kept, device=tensor.device))
+            pairs.append((target, tensor))
+    _store_saved(cap, pairs, kept)
+    return cap.cache
+
+
+def _store_saved(cap: Capture, pairs: list[tuple[Target, Any]], kept: list[int] | None) -> None:
+    """Store each target's saved value through the capture engine (positions already kept)."""
     positions, cap.positions = cap.positions, None  # already selected
     cap._active = True
     try:
         if kept is not None:
             cap.cache.positions = tuple(kept)
-        for target, value in zip(ordered, saved, strict=True):
+        for target, value in pairs:
             tensor = value if isinstance(value, torch.Tensor) else None
             if tensor is None:
                 tensor = select_tensor(value, target.select, where=target.path)
@@ -158,7 +192,6 @@ def run_traced(cap: Capture, inputs: Any, *, remote: bool = False) -> Activation
         cap._active = False
         cap.positions = positions
     cap._finish()
-    return cap.cache
 
 
 @dataclass(frozen=True)
@@ -171,6 +204,8 @@ class Step:
     index: int | None
     seq_dim: int | None  # None: dim 1 of a tensor with 3 or more dims, as the hooked path
     positions: list[int] | None
+    whole: bool = False  # save the output as it is (a tuple stays a tuple)
+    keyword: str | None = None  # with io "input": save this keyword argument of the call
 
 
 def _trace(model: Any, batch: dict[str, Any], plan: list[Step], remote: bool) -> list[Any]:
@@ -180,7 +215,13 @@ def _trace(model: Any, batch: dict[str, Any], plan: list[Step], remote: bool) ->
     with model.trace(**batch, **kwargs):
         # Plain Python and torch over envoys: runs in-process, or as it is on a remote server.
         for step in plan:
+            if step.keyword is not None:
+                saved.append(step.node.inputs[1][step.keyword].save())
+                continue
             value = step.node.output if step.io == "output" else step.node.input
+            if step.whole:
+                saved.append(value.save())
+                continue
             if step.index is not None:
                 value = value[step.index]
             elif isinstance(value, tuple):

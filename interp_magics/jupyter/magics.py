@@ -208,6 +208,12 @@ class InterpMagics(Magics):
         "--batch-index", dest="batch_index", type=int, default=0, help="sequence to show first"
     )
     @argument("--head", help="head to open in detail, as LAYER,HEAD (layer index, head)")
+    @argument(
+        "--trace",
+        action="store_true",
+        help="an nnsight model: run one trace (queries and keys saved, weights computed here)",
+    )
+    @argument("--remote", action="store_true", help="an nnsight model: run the trace on NDIF")
     @argument("-o", "--out", help="also store the view in this variable")
     @line_magic
     def attention(self, line: str) -> Any:
@@ -246,7 +252,12 @@ class InterpMagics(Magics):
                     )
                 layers = unquote(args.layers) if args.layers else None
                 patterns = attention_patterns(
-                    source, lookup(self.shell, args.input), tokenizer=tokenizer, layers=layers
+                    source,
+                    lookup(self.shell, args.input),
+                    tokenizer=tokenizer,
+                    layers=layers,
+                    trace=args.trace,
+                    remote=args.remote,
                 )
             selected = head_pair(args.head) if args.head else (0, 0)
             view = patterns.widget(selected=selected, batch_index=args.batch_index)

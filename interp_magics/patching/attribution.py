@@ -36,7 +36,7 @@ def attribution_sweep(
     extra = [*hooks, (runner.embedding(), "forward", _requires_grad), *_keep_hooks(sweep, live)]
     examples = torch.arange(base_batch["input_ids"].shape[0])
     with torch.enable_grad():
-        logits = runner.run(base_batch, examples, extra_hooks=extra)
+        logits = runner.run(base_batch, examples, extra_hooks=extra, scored_only=False)
         values = runner.metric.score(logits, examples.to(logits.device), runner.clean_logprobs)
         # Each example's metric depends only on its own activations: the gradient of the sum
         # gives every example the gradient of its own metric.

@@ -27,6 +27,7 @@ from torch import nn
 from ..core.adapters import Adapter, adapter_for
 from ..core.errors import CaptureError
 from ..core.hooks import HookSet
+from ..core.modules import find_module
 from ..core.outputs import select_tensor
 from ..core.placement import input_device, placement
 from .metrics import Metric
@@ -150,7 +151,7 @@ class Runner:
     def module(self, site: str, layer: int) -> tuple[nn.Module, str, Any]:
         """Return ``(module, io, select)`` where ``site`` lives at ``layer``."""
         target = self.adapter.target(site, layer)
-        return self.model.get_submodule(target.path), target.io, target.select
+        return find_module(self.model, target.path), target.io, target.select
 
     def embedding(self) -> nn.Module:
         """Return the token embedding module (where Gaussian-noise corruption is added)."""
@@ -173,6 +174,7 @@ class Runner:
         prefix: int = 0,
         cache: Any = None,
         keep_cache: bool = False,
+        scored_only: bool = True,
     ) -> torch.Tensor:
         """Return the metric inputs for each row: logits at the scored position (``[N, V']``).
 
@@ -182,7 +184,9 @@ class Runner:
         With ``prefix`` > 0 (causal models), the first ``prefix`` positions are taken from
         ``cache`` (the unpatched run's keys and values) and only the rest is computed: ``resid``
         and the patch's positions then cover positions ``prefix..T-1``. ``keep_cache`` keeps
-        this run's cache in ``last_cache``.
+        this run's cache in ``last_cache``. ``scored_only`` computes the last block's MLP at
+        the scored positions only (its output elsewhere reads 0): runs whose activations are
+        recorded, not only scored, pass False.
         """
         rows = {k: v[examples] for k, v in batch.items()}
         if prefix:
@@ -203,6 +207,8 @@ class Runner:
                 else:
                     hooks.add(module.register_forward_hook(fn), "", kind)
             self._restrict_unembed(hooks, examples, prefix)
+            if scored_only:
+                self._restrict_last_mlp(hooks, examples, prefix)
             out = self.adapter.call(rows)
         finally:
             hooks.remove_all()
@@ -327,6 +333,33 @@ class Runner:
             return logits.unsqueeze(1)
 
         hooks.add(_ForwardOverride(self.unembed, unembed), "", "forward_override")
+
+    def _restrict_last_mlp(self, hooks: HookSet, examples: torch.Tensor, prefix: int = 0) -> None:
+        # The last block's MLP output goes, position by position, to the final norm and the
+        # unembedding, which only read the scored position: computing it there alone saves most
+        # of a block per run. Its output elsewhere is left at zero, which no score can see.
+        metric = self.metric
+        if metric.reads_all_logits or self.unembed is None or metric.positions_ is None:
+            return
+        module, io, _ = self.module("mlp_out", self.n_layers - 1)
+        if io != "output":
+            return
+        positions = metric.positions_.to(self.device)[examples.to(self.device)] - prefix
+        index = torch.arange(len(examples), device=self.device)
+        previous = module.forward  # accelerate's wrapper, when it has one: kept and called
+
+        def forward(hidden: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if hidden.ndim != 3 or hidden.shape[0] != len(index):
+                return previous(hidden, *args, **kwargs)
+            at = (index.to(hidden.device), positions.to(hidden.device))
+            out = previous(hidden[at].unsqueeze(1), *args, **kwargs)
+            if not isinstance(out, torch.Tensor):
+                return previous(hidden, *args, **kwargs)
+            full = out.new_zeros((*hidden.shape[:2], out.shape[-1]))
+            full[at] = out[:, 0]
+            return full
+
+        hooks.add(_ForwardOverride(module, forward), "", "forward_override")
 
     def _logits(self, out: Any) -> torch.Tensor:
         logits = getattr(out, "logits", None)

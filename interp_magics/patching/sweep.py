@@ -75,7 +75,7 @@ def reference_run(
         runner.probe_blocks(),
         capture(runner.model, patterns, device=runner.device) as acts,
     ):
-        logits = runner.run(batch, examples, extra_hooks=hooks, keep_cache=True)
+        logits = runner.run(batch, examples, extra_hooks=hooks, keep_cache=True, scored_only=False)
     if keep_logprobs:
         runner.clean_logprobs = logits.float().log_softmax(-1)
     values = runner.score(logits, examples)

@@ -6,6 +6,13 @@ committed when its rows are written and the store's metadata records it; rows pa
 point (a write cut short by Ctrl-C, a killed kernel or a full disk) are dropped when the harvest
 is called again, and the batches already committed are checked against the data (one
 fingerprint each) and skipped, so nothing is duplicated or missing.
+
+Arrays grow geometrically (doubling, in whole chunks) rather than by one batch at a time:
+resizing rewrites each array's metadata, which cost as much as an eighth of the writer's time
+when done per batch. The metadata's ``examples_done``, not an array's length, says how many rows
+hold data while a harvest runs (readers cut there); a finished harvest trims every array to it.
+Chunks are compressed with Blosc (LZ4, bit-shuffled), which releases the interpreter lock while
+it works, so compression overlaps the model's next forward.
 """
 
 from __future__ import annotations
@@ -34,6 +41,12 @@ from .lazy import StoredCache, open_group, open_store
 
 #: Batches captured but not yet written, at most (bounds the memory a slow disk can hold up).
 QUEUE = 2
+
+
+def _codec() -> Any:
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 
 
 def harvest(
@@ -159,6 +172,7 @@ def store_cache(
     _write(group, recipe, done, pending, failed)
     if failed:
         raise StoreError(f"writing the store failed: {failed[0]}") from failed[0]
+    _truncate(group, done.examples_done)
     done.complete = True
     write_meta(group, recipe, done)
     return f"stored {len(ids)} examples in {store} (now {done.examples_done})"
@@ -215,6 +229,7 @@ def _run(
         bar.close()
     if failed:
         raise StoreError(f"writing the store failed: {failed[0]}") from failed[0]
+    _truncate(group, done.examples_done)
     done.complete = True
     write_meta(group, recipe, done)
 
@@ -227,6 +242,7 @@ def _write(
     failed: list[BaseException],
 ) -> None:
     """Append each queued batch to its arrays, then commit it in the metadata."""
+    arrays_of: dict[str, Any] = {}  # opened once: each lookup reads the array's metadata
     while True:
         item = pending.get()
         if item is None:
@@ -245,7 +261,7 @@ def _write(
             if batch.get("labels") is not None:
                 arrays["labels"] = batch["labels"]
             for key, value in arrays.items():
-                _append(group, key, value, start, recipe.batch_size)
+                _append(group, arrays_of, key, value, start, recipe.batch_size)
             done.examples_done = start + n
             done.batches.append(fingerprint)
             write_meta(group, recipe, done)  # the commit point
@@ -253,19 +269,30 @@ def _write(
             failed.append(exc)
 
 
-def _append(group: Any, key: str, value: np.ndarray, start: int, chunk: int) -> None:
-    if key not in group:
-        group.create_array(
-            key, shape=(0, *value.shape[1:]), chunks=(chunk, *value.shape[1:]), dtype=value.dtype
-        )
-    array = group[key]
+def _append(
+    group: Any, arrays_of: dict[str, Any], key: str, value: np.ndarray, start: int, chunk: int
+) -> None:
+    array = arrays_of.get(key)
+    if array is None:
+        if key not in group:
+            group.create_array(
+                key,
+                shape=(0, *value.shape[1:]),
+                chunks=(chunk, *value.shape[1:]),
+                dtype=value.dtype,
+                compressors=_codec(),
+            )
+        array = arrays_of[key] = group[key]
     if tuple(array.shape[1:]) != tuple(value.shape[1:]):
         raise StoreError(
             f"{key} has shape {tuple(value.shape[1:])} per example here but "
             f"{tuple(array.shape[1:])} in the store: every batch needs the same sequence length"
         )
-    array.resize((start + value.shape[0], *value.shape[1:]))
-    array[start : start + value.shape[0]] = value
+    end = start + value.shape[0]
+    if array.shape[0] < end:
+        grown = max(end, 2 * array.shape[0])
+        array.resize((-(-grown // chunk) * chunk, *value.shape[1:]))
+    array[start:end] = value
 
 
 def _truncate(group: Any, rows: int) -> None:

@@ -166,6 +166,8 @@ export interface IInterventionRecord extends ILedgerContext {
   edits: number;
   sites: string[];
   operations: string[];
+  direction: boolean;
+  baseline: string | null;
 }
 
 export interface IPathPatchRecord extends ILedgerContext {
