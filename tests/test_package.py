@@ -92,6 +92,8 @@ def test_wheel_builds_and_contains_the_package(tmp_path):
         "lens.css",
         "circuit.js",
         "circuit.css",
+        "features.js",
+        "features.css",
     ):
         assert f"interp_magics/widgets/static/{built}" in names
     # the rule pages `interp-rigor --explain` prints and the server serves, one per rule

@@ -359,3 +359,29 @@ def test_ledger_records_of_circuit_tools_count_as_evidence():
     assert "CAU004" not in {f.rule for f in rigor.check(nb, ledger=[verified, path, faithful])}
     later = [unverified, path, faithful, verified]
     assert "CAU004" not in {f.rule for f in rigor.check(nb, ledger=later)}
+
+
+def test_ledger_records_of_interventions_and_steering_count_and_need_a_baseline():
+    from support.notebooks import notebook as nb_of
+
+    nb = nb_of(
+        ("md", "The sentiment direction in layer 3 causes the positive reviews."),
+        ("code", "x = 1"),
+    )
+    assert "CAU001" in {f.rule for f in rigor.check(nb)}
+    steer = {
+        "kind": "intervention",
+        "cell_id": "c2",
+        "edits": 1,
+        "sites": ["resid_post.3"],
+        "operations": ["add"],
+        "direction": True,
+        "baseline": None,
+    }
+    found = {f.rule: f for f in rigor.check(nb, ledger=[steer])}
+    assert "CAU001" not in found  # the intervention is the causal evidence
+    assert "CAU005" in found  # along a direction, with nothing to compare it with
+    controlled = {**steer, "baseline": "random"}  # what steering.sweep records
+    assert "CAU005" not in {f.rule for f in rigor.check(nb, ledger=[controlled])}
+    zeroed = {**steer, "operations": ["zero"], "direction": False}
+    assert not {"CAU001", "CAU005"} & {f.rule for f in rigor.check(nb, ledger=[zeroed])}

@@ -162,7 +162,7 @@ def test_a_killed_harvest_resumes_without_duplicate_or_missing_rows(tmp_path):
     partial = open_store(path)
     assert not partial.progress.complete and 0 < partial.examples < 48
     # arrays grow ahead of the data; readers cut at the commit point
-    assert all(partial[k].shape[0] == partial.examples for k in partial.keys())
+    assert all(partial[k].shape[0] == partial.examples for k in partial)
     assert partial.input_ids.shape[0] == partial.examples
     # a write cut short: rows past the commit point, which the resume must drop
     group = open_group(path, mode="r+")

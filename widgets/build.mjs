@@ -5,7 +5,7 @@ import { build } from 'esbuild';
 import { mkdirSync, statSync } from 'node:fs';
 
 const out = '../interp_magics/widgets/static';
-const all = ['attention', 'patching', 'probes', 'lens', 'circuit'];
+const all = ['attention', 'patching', 'probes', 'lens', 'circuit', 'features'];
 // `node build.mjs patching` builds one widget; no argument builds every one.
 const asked = process.argv.slice(2);
 const unknown = asked.filter(name => !all.includes(name));

@@ -109,7 +109,7 @@ class PatchRecord(Record):
     site: str
     by: list[str]
     metric: str
-    corruption: str  # "counterfactual" or "noise"
+    corruption: str  # "counterfactual", "noise", or "zero" (feature attribution)
     cells: int
     verified: int = 0
     normalised: bool = True

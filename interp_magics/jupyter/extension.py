@@ -13,6 +13,7 @@ from typing import Any
 from ..core import events
 from .bridge import KernelBridge
 from .circuit_magics import CircuitMagics
+from .intervene_magics import InterveneMagics
 from .ledger import Ledger
 from .magics import InterpMagics
 from .state import ShellState, get_state, set_state
@@ -31,7 +32,7 @@ def load(shell: Any) -> None:
     # entries of the cell that just ended, with their execution counts.
     bridge = KernelBridge(shell, ledger)
     bridge.install()
-    magics = (InterpMagics(shell), CircuitMagics(shell))
+    magics = (InterpMagics(shell), CircuitMagics(shell), InterveneMagics(shell))
     for group in magics:
         shell.register_magics(group)
     set_state(shell, ShellState(ledger, bridge, magics, callbacks, unsubscribe))

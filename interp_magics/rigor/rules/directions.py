@@ -43,7 +43,7 @@ def direction_without_baseline(ctx: Context) -> list[Hit]:
     if not along:
         return []
     whole = any(not f.direction and f.corruption == "other" for f in found)
-    if whole or _random_direction(ctx):
+    if whole or any(f.baseline for f in found) or _random_direction(ctx):
         return []
     first = along[0]
     assert first.cell is not None

@@ -30,7 +30,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from ...core.records import AblationRecord, FaithfulnessRecord, PatchRecord, PathPatchRecord
+from ...core.records import (
+    AblationRecord,
+    FaithfulnessRecord,
+    InterventionRecord,
+    PatchRecord,
+    PathPatchRecord,
+)
 from ..notebook import Cell
 from ..syntax import convert
 from .codeshape import (
@@ -119,6 +125,7 @@ class Intervention:
     heads: bool = False  # its code reaches individual attention heads
     general: bool = False  # the package's API or the ledger: sweeps the whole model
     direction: bool = False  # it adds, patches or projects a learned direction or subspace
+    baseline: bool = False  # compared with a random direction of the same norm (the ledger says)
 
 
 class Component(NamedTuple):
@@ -198,6 +205,20 @@ def interventions(ctx: Context) -> list[Intervention]:
         if isinstance(
             entry.record, (PatchRecord, AblationRecord, PathPatchRecord, FaithfulnessRecord)
         )
+    ]
+    # interventions and steering: edits along a direction say so, and whether a random
+    # direction of the same norm was run beside them
+    found += [
+        Intervention(
+            ctx.cell_of(entry),
+            1,
+            "ledger",
+            general=True,
+            direction=entry.record.direction,
+            baseline=entry.record.baseline is not None,
+        )
+        for entry in ctx.ledger
+        if isinstance(entry.record, InterventionRecord)
     ]
     return found + [_pyvene(ctx, f) if f.how == "pyvene" else f for f in _Reading(ctx).run()]
 

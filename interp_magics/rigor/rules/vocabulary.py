@@ -67,4 +67,7 @@ INTERVENTION_CALLS = {
     "faithfulness",
     "causal_scrubbing",
     "steer",
+    "intervene",
+    "%%intervene",
+    "ablate_features",
 }
