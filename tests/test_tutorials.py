@@ -58,6 +58,7 @@ def test_there_are_tutorials():
         "06_big_models.ipynb",
         "07_activation_stores.ipynb",
         "08_circuits.ipynb",
+        "09_interventions_and_features.ipynb",
     ]
 
 
@@ -243,3 +244,114 @@ def test_circuits_notebook_finds_checks_and_measures_the_induction_circuit(execu
         "same ranks as logit_lens: True",
     ):
         assert line in text
+
+
+def test_interventions_notebook_steers_with_controls_and_ablates_a_feature(executed):
+    cells = executed["09_interventions_and_features.ipynb"].cells
+    text = "\n".join(_text(c) for c in cells if c.cell_type == "code")
+    num = r"([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
+    ci = rf"{num} \[{num}, {num}\]"
+
+    # by hand: the previous-token head is needed under zero and mean ablation; L0H0 only under zero
+    clean = re.search(rf"clean run: log p\(answer\) = {num}", text)
+    assert clean is not None and -0.5 < float(clean.group(1)) < 0
+    heads = {
+        int(m[0]): [float(x) for x in m[1:]]
+        for m in re.findall(rf"L0H(\d): zero ablation {ci}; mean ablation {ci}", text)
+    }
+    assert sorted(heads) == [0, 1, 2, 3]
+    zero, _, zero_high, mean, _, mean_high = heads[2]
+    assert zero < -2 and zero_high < -1 and mean < -2 and mean_high < -1
+    zero, _, zero_high, mean, mean_low, mean_high = heads[0]
+    assert zero_high < -1 and abs(mean) < 0.3 and mean_low < 0 < mean_high
+    # while generating: an edit during the prompt reaches the new tokens through the KV cache
+    assert "unedited: 100% of the 12 new tokens continue the copy" in text
+    copy = dict(re.findall(r"L0H2 zeroed, during='(\w+)': (\d+)%", text))
+    assert int(copy["prompt"]) < 30 and int(copy["all"]) < 30 and int(copy["new"]) >= 90
+    assert "same tokens as intervene(during='prompt'): True" in text
+    first = re.search(
+        rf"on the first copy changes log p\(answer\) by {ci}.*on the second copy by {ci}", text
+    )
+    assert first is not None  # the first copy: the whole effect; the second: none of it
+    assert float(first.group(3)) < -2 and abs(float(first.group(4))) < 0.3
+
+    # steering: beyond the random directions' band at the positive coefficients only
+    assert "SteeringVector(mean_diff at attn_out.1" in text
+    rows = re.findall(
+        rf"^\s*{num}\s+{ci}\s+{ci}\s+([\d.e-]+|-)\s+(\*?)\s*$", text, flags=re.MULTILINE
+    )
+    sweep = {float(r[0]): r for r in rows}
+    assert sorted(sweep) == [-0.1, -0.05, 0.0, 0.05, 0.1]
+    for coef in (0.05, 0.1):
+        _, mean, low, _, _, _, band_high, _, star = sweep[coef]
+        assert star == "*" and float(mean) > float(band_high) and float(low) > 0
+    assert sweep[-0.1][-1] == "" and sweep[-0.05][-1] == ""
+    assert "the same continuation at every coefficient: True" in text
+    side = dict(
+        (name, (int(pct), int(ended)))
+        for name, pct, ended in re.findall(
+            r"(unsteered|steered|random direction): (\d+)% copied, (\d+) of 16 ended early", text
+        )
+    )
+    # at a large dose the vector ends every continuation; a random direction of its norm does not
+    assert side["unsteered"] == (100, 0) and side["steered"][0] <= 10 and side["steered"][1] == 16
+    assert side["random direction"][0] > side["steered"][0] + 20 and side["random direction"][1] < 8
+    assert "tokens the vector promotes most: {'<bos>':" in text
+    other = re.search(rf"largest effect on any other token, up or down: {num}", text)
+    bos = re.search(rf"promotes most: {{'<bos>': {num}", text)
+    assert (
+        other is not None and bos is not None and float(bos.group(1)) > 10 * float(other.group(1))
+    )
+    kept = re.search(r"without its <bos> component the vector .* leaves (\d+)% of the copy", text)
+    assert kept is not None and int(kept.group(1)) >= 90
+
+    # the SAE: reconstruction, an unchanged spliced model, and the error term's share of the task
+    fve = re.search(r"topk SAE on resid_post.0 explains ([\d.]+)% of the variance", text)
+    assert fve is not None and float(fve.group(1)) > 80 and "L0 3.0 of 128 features" in text
+    diff = re.search(rf"sae:resid_post.0 spliced in; largest difference of the logits: {num}", text)
+    assert diff is not None and float(diff.group(1)) < 1e-4
+    assert "features (16, 32, 128), active per token: 3.0" in text
+    error = re.search(
+        rf"reconstruction alone \(error term zeroed\): change in log p\(answer\) {ci}", text
+    )
+    assert error is not None and float(error.group(1)) < -0.3 and float(error.group(3)) < 0
+    # browsing: current-token and previous-token features; the dashboard shown once, with a PNG
+    counts = dict(re.findall(r"^(dead|previous token|token)\s+(\d+)$", text, flags=re.MULTILINE))
+    assert int(counts["token"]) >= 40 and int(counts["previous token"]) >= 30
+    chosen = re.search(
+        r"feature (\d+) fires on the token after '(.)' in all its top 20 examples", text
+    )
+    assert chosen is not None
+    prev_feature = chosen.group(1)
+    dashboards = [
+        out
+        for c in cells
+        for out in c.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+    assert len(dashboards) == 1 and "image/png" in dashboards[0]["data"]
+    assert f"FeatureDashboard of sae:resid_post.0: 128 features\nfeature {prev_feature} " in text
+
+    # ablation: both features of the letter matter where it repeats, not at the control position
+    where = re.search(
+        rf"the repeated letter:\n2 of 2 features change .*\nlargest .*?: feature (\d+) {ci} \*; "
+        rf"feature (\d+) {ci} \*",
+        text,
+    )
+    assert where is not None
+    assert prev_feature in (where.group(1), where.group(5))
+    assert float(where.group(4)) < -2 and float(where.group(8)) < -2
+    control = re.search(
+        rf"position 27:\n0 of 2 features change .*\nlargest .*?: feature \d+ {ci}; feature \d+ {ci}",
+        text,
+    )
+    assert control is not None
+    assert abs(float(control.group(1))) < 0.3 and abs(float(control.group(4))) < 0.3
+    at = re.search(rf"at the key position {ci}, at the query {num}, everywhere {num}", text)
+    assert at is not None and float(at.group(3)) < -2 and abs(float(at.group(4))) < 0.05
+    # attribution fails at the saturated prediction, and verify_top says so
+    verified = re.search(r"top 5 features: signs agree on (\d+)%", text)
+    assert verified is not None and int(verified.group(1)) < 100
+    misses = re.findall(rf"feature \d+: exact effect {num}, attribution {num} \(rank", text)
+    assert len(misses) == 2
+    assert all(float(e) < -2 and abs(float(a)) < 0.5 for e, a in misses)
