@@ -157,3 +157,16 @@ def test_transformer_bridge_matches_hf_and_run_with_cache(bridge, ids):
             acts[f"blocks.{layer}.hook_mlp_out"], cache[f"blocks.{layer}.hook_mlp_out"]
         )
     assert torch.equal(acts["resid_post.1"], hs[2])
+
+
+def test_transformer_bridge_heads_have_the_hf_layout(bridge, ids):
+    """``head_out`` is ``[batch, pos, head, d_head]`` on a bridge as on the HF model, whether the
+    TransformerLens version keeps ``hook_z`` per head or flattens it."""
+    br, hf = bridge
+    with torch.no_grad(), capture(br, "head_out.1") as got:
+        br(ids)
+    with torch.no_grad(), capture(hf, "head_out.1") as want:
+        hf(ids)
+    assert got["head_out.1"].shape == want["head_out.1"].shape
+    assert got["head_out.1"].shape[2] == hf.config.n_head
+    torch.testing.assert_close(got["head_out.1"], want["head_out.1"], atol=1e-5, rtol=0)

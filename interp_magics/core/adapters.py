@@ -248,7 +248,7 @@ class BlockAdapter:
 
 
 class BridgeAdapter:
-    """Adapter for TransformerLens 4 ``TransformerBridge`` through its own hook points."""
+    """Adapter for TransformerLens's ``TransformerBridge`` through its own hook points."""
 
     family = "transformer-lens"
     _HOOKS: ClassVar[dict[str, str]] = {
@@ -257,7 +257,9 @@ class BridgeAdapter:
         "attn_out": "blocks.{layer}.hook_attn_out",
         "mlp_out": "blocks.{layer}.hook_mlp_out",
         "pattern": "blocks.{layer}.attn.hook_pattern",
-        "head_out": "blocks.{layer}.attn.hook_z",  # already [batch, pos, head, d_head]
+        # [batch, pos, head, d_head], or flattened [batch, pos, head * d_head] by some
+        # TransformerLens versions: capture splits a flat one into heads
+        "head_out": "blocks.{layer}.attn.hook_z",
     }
 
     def __init__(self, model: nn.Module) -> None:
@@ -290,6 +292,7 @@ class BridgeAdapter:
             site=site,
             layer=layer,
             group=site if site in ("pattern", "head_out") else "resid",
+            heads=self.n_heads if site == "head_out" else None,
         )
 
     def aliases(self) -> dict[str, str]:

@@ -404,7 +404,8 @@ class Capture:
 
     # -- storing ----------------------------------------------------------------------------
     def _store(self, target: Target, tensor: torch.Tensor, *, grad: bool = False) -> None:
-        if target.heads is not None and tensor.ndim >= 1:
+        split = tensor.ndim >= 4 and tensor.shape[-2] == target.heads  # already per head
+        if target.heads is not None and tensor.ndim >= 1 and not split:
             tensor = tensor.unflatten(-1, (target.heads, -1))  # type: ignore[no-untyped-call]
         with self._lock:
             seq_dim, index = self._index_for(target, tensor)
