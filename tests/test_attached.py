@@ -124,3 +124,17 @@ def test_a_part_that_changes_the_shape_is_refused_with_the_shapes() -> None:
             model(torch.randint(0, 50, (1, 4)))
     finally:
         detach(model)
+
+
+def test_an_attachment_whose_hook_was_removed_is_gone() -> None:
+    from interp_magics.core.hooks import remove_owned_hooks
+
+    model = gpt2().eval()
+    part = Doubler()
+    attach(model, "x", _site(model, "resid_post.0"), part, exposed={"x:seen": part.seen})
+    assert remove_owned_hooks() == 1  # what unloading the extension does
+    assert attachments(model) == {}
+    with pytest.raises(AttributeError):
+        find_module(model, "x:seen")
+    with pytest.raises(CaptureError, match="matches no module"):
+        resolve_targets(model, "x:seen")

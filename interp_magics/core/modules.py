@@ -130,9 +130,16 @@ def detach(model: nn.Module, key: str | None = None) -> int:
 
 
 def attachments(model: nn.Module) -> dict[str, Attachment]:
-    """Return ``model``'s attachments by key (a copy)."""
+    """Return ``model``'s attachments by key (a copy).
+
+    An attachment whose splice hook is gone (``remove_owned_hooks()``, which unloading the
+    extension calls) is no longer spliced in: it is dropped here, so nothing finds it.
+    """
     with _lock:
-        return dict(_attached.get(model, {}))
+        table = _attached.get(model, {})
+        for key in [k for k, item in table.items() if len(item.hooks) == 0]:
+            del table[key]
+        return dict(table)
 
 
 def exposed_modules(model: nn.Module) -> dict[str, nn.Module]:
