@@ -6,7 +6,8 @@ one forward per sender-receiver pair, as ratios in one run.
   backward of the same batch; EAP-IG with 5 steps too. Goal: EAP at most 4x.
 - Path patching: ``circuits.path_patch`` (cells stacked along the batch, each run started at its
   receivers' layer, positions before the first corrupted token taken from the base run's cache,
-  the last block's MLP computed at the scored position only) against the same engine run one
+  the first block's query/key/value projections read from the base run, the last block's MLP
+  computed at the scored position only) against the same engine run one
   whole forward per sender-receiver pair from layer 0 with nothing reused or skipped, which is
   what a hand-written path-patching loop does; the values are compared.
   Goal: at least 5x.
@@ -100,7 +101,7 @@ def path_patching_speed(rounds: int) -> dict[str, float]:
     def fast() -> object:
         return circuits.path_patch(model, clean, corrupt, metric, **kw)
 
-    prefix, chunk = runs._prefix, runs._run_chunk
+    prefix, chunk, reuse = runs._prefix, runs._run_chunk, runs._reuse_projections
     restrict = Runner._restrict_last_mlp
 
     def one_by_one() -> object:
@@ -110,12 +111,13 @@ def path_patching_speed(rounds: int) -> dict[str, float]:
             setup, base, delta, cells, 0, 0
         )
         Runner._restrict_last_mlp = lambda *a: None  # type: ignore[method-assign]
+        runs._reuse_projections = lambda *a: None
         try:
             return circuits.path_patch(
                 model, clean, corrupt, metric, batch_tokens=int(clean.numel()), **kw
             )
         finally:
-            runs._prefix, runs._run_chunk = prefix, chunk
+            runs._prefix, runs._run_chunk, runs._reuse_projections = prefix, chunk, reuse
             Runner._restrict_last_mlp = restrict  # type: ignore[method-assign]
 
     a, b = fast(), one_by_one()  # warm up, and the values to compare

@@ -152,6 +152,31 @@ def test_the_last_mlp_runs_at_the_scored_position_only_in_patched_runs(monkeypat
     assert (fast.per_example - whole.per_example).nan_to_num().abs().max() < 1e-6
 
 
+def test_a_stacked_run_reads_its_first_layers_projections_from_the_base_run(monkeypatch):
+    from interp_magics.circuits import runs
+
+    model = build("gpt2")
+    clean, corrupt = pair(b=3, t=9, at=5)
+    kw = dict(senders=["embed", "L0H*", "MLP1"], progress=False)
+    projection = type(model.transformer.h[0].attn.c_attn)
+    computed: list[int] = []
+    plain_forward = projection.forward
+
+    def counted(self, x):  # type: ignore[no-untyped-def]
+        computed.append(id(self))
+        return plain_forward(self, x)
+
+    monkeypatch.setattr(projection, "forward", counted)
+    reused = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
+    with_reuse = len(computed)
+    computed.clear()
+    monkeypatch.setattr(runs, "_reuse_projections", lambda *a: None)
+    recomputed = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
+    # one projection fewer per stacked run (its first layer's), and not a value changed
+    assert len(computed) - with_reuse >= 3
+    assert (reused.per_example - recomputed.per_example).nan_to_num().abs().max() < 1e-6
+
+
 def test_result_table_picture_and_summary():
     from matplotlib.image import imread
 

@@ -76,6 +76,8 @@ class Recording:
     resid: dict[int, torch.Tensor] = field(default_factory=dict)
     heads: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [N, T, H, d]
     mlps: dict[int, torch.Tensor] = field(default_factory=dict)
+    # (layer, projection name) -> the query/key/value projection's output [N, T, cols]
+    projections: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
 
     def senders(self, parts: Parts) -> torch.Tensor:
         """Return every sender's output, stacked in graph order."""
@@ -84,6 +86,15 @@ class Recording:
             out += list(self.heads[layer].unbind(2))
             out.append(self.mlps[layer])
         return torch.stack(out)
+
+
+def distinct_modules(named: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """Return one name per module of a layer's ``q``/``k``/``v`` table (fused ones share)."""
+    out: dict[str, nn.Module] = {}
+    for name, module in named.items():
+        if all(module is not m for m in out.values()):
+            out[name] = module
+    return out
 
 
 def _first(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
@@ -208,6 +219,11 @@ class _Engine:
         for key, receivers in by_module.items():
             fn = self._qkv(receivers)
             hooks.add(modules[key].register_forward_hook(fn), "", "forward")
+        if self.record is not None:
+            for layer, named in enumerate(parts.qkv):
+                for name, module in distinct_modules(named).items():
+                    hook = module.register_forward_hook(self._keep_projection(layer, name))
+                    hooks.add(hook, "", "forward")
         logits = len(graph.receivers) - 1
         if self.active(logits) or self.record is not None:
             self._add_pre(hooks, parts.final_norm, self._final(logits, n_layers))
@@ -226,6 +242,13 @@ class _Engine:
                 self._note(self.sender_slice("embed", 0), x.unsqueeze(0))
 
         return pre
+
+    def _keep_projection(self, layer: int, name: str) -> Any:
+        def post(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+            assert self.record is not None
+            self.record.projections[(layer, name)] = output
+
+        return post
 
     def _keep_mlp_in(self, layer: int) -> Any:
         def pre(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

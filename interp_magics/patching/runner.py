@@ -83,7 +83,7 @@ class Patch:
         return out
 
 
-class _ForwardOverride:
+class ForwardOverride:
     """A temporary instance-level ``forward`` of a module; ``remove()`` restores what was there.
 
     accelerate installs its own instance-level ``forward`` (the wrapper that loads offloaded
@@ -247,7 +247,7 @@ class Runner:
             return (hidden,) + (None,) * (self.block_output_len - 1)
 
         for block in list(blocks)[:start]:
-            hooks.add(_ForwardOverride(block, identity), "", "forward_override")
+            hooks.add(ForwardOverride(block, identity), "", "forward_override")
 
         def inject(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if args:
@@ -332,7 +332,7 @@ class Runner:
                 logits = logits + b
             return logits.unsqueeze(1)
 
-        hooks.add(_ForwardOverride(self.unembed, unembed), "", "forward_override")
+        hooks.add(ForwardOverride(self.unembed, unembed), "", "forward_override")
 
     def _restrict_last_mlp(self, hooks: HookSet, examples: torch.Tensor, prefix: int = 0) -> None:
         # The last block's MLP output goes, position by position, to the final norm and the
@@ -359,7 +359,7 @@ class Runner:
             full[at] = out[:, 0]
             return full
 
-        hooks.add(_ForwardOverride(module, forward), "", "forward_override")
+        hooks.add(ForwardOverride(module, forward), "", "forward_override")
 
     def _logits(self, out: Any) -> torch.Tensor:
         logits = getattr(out, "logits", None)
