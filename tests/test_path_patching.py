@@ -132,22 +132,53 @@ def test_stacking_and_prefix_reuse_change_no_value():
     assert (stacked.per_example - single.per_example).abs().max() < 1e-6
 
 
-def test_the_last_mlp_runs_at_the_scored_position_only_in_patched_runs(monkeypatch):
-    from interp_magics.patching.runner import Runner
+def test_a_cpu_stack_holds_what_keeps_its_widest_activation_in_cache():
+    from interp_magics.patching.runner import CPU_STACK_BYTES, Runner
 
     model = build("gpt2")
+    d_mlp = 4 * model.config.n_embd  # the MLP's hidden layer: the widest activation per token
+    runner = Runner(model, METRIC)
+    assert runner.stack_tokens(10**9) == CPU_STACK_BYTES // (d_mlp * 4)
+    assert runner.stack_tokens(7) == 7  # a smaller budget is the caller's to keep
+    half = Runner(build("gpt2", torch.bfloat16), METRIC)
+    assert half.stack_tokens(10**9) == CPU_STACK_BYTES // (d_mlp * 2)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "neox", "llama"])
+def test_the_last_block_runs_at_the_scored_position_only_in_patched_runs(monkeypatch, name):
+    from interp_magics.core.anatomy import anatomy
+    from interp_magics.core.modules import find_module
+    from interp_magics.patching.runner import Runner
+
+    model = build(name)
+    a = anatomy(model)
+    last = a.n_layers - 1
     clean, corrupt = pair(b=3, t=9, at=5)
-    widths: list[int] = []
-    inner = model.transformer.h[-1].mlp.c_fc  # what the MLP computes on (hooks on it see it)
-    handle = inner.register_forward_pre_hook(lambda m, a: widths.append(a[0].shape[1]))
-    kw = dict(senders=["embed", "L0H*", "MLP1"], progress=False)
+    projection = find_module(model, a.in_block(last, a.qkv_paths[0]))  # queries (and k, v)
+    queries = a.query_columns() if a.qkv != "separate" else slice(None)
+    out_proj = Runner(model, METRIC).module("head_out", last)[0]
+    mlp = Runner(model, METRIC).module("mlp_out", last)[0]
+    seen: dict[str, list[torch.Tensor]] = {"q": [], "out": [], "mlp": []}
+    handles = [
+        projection.register_forward_hook(lambda m, a_, o: seen["q"].append(o[..., queries])),
+        out_proj.register_forward_hook(lambda m, a_, o: seen["out"].append(o)),
+        mlp.register_forward_hook(lambda m, a_, o: seen["mlp"].append(o)),
+    ]
+    # receivers in layer 0 only: every patched run starts there and edits nothing in the last
+    # block, whose queries a receiver there would write at every position
+    kw = dict(senders=["embed", "L0H*"], receivers=["L0H1", "MLP0"], progress=False)
     try:
         fast = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
     finally:
-        handle.remove()
-    # the reference runs (whose activations are kept) see every position; patched runs one
-    assert widths[:2] == [9, 9] and set(widths[2:]) == {1}
-    monkeypatch.setattr(Runner, "_restrict_last_mlp", lambda *a: None)
+        for h in handles:
+            h.remove()
+    # reference runs (kept whole) first, then the patched runs: queries, the heads' written
+    # output and the MLP's are computed at the scored (last) position only, 0 elsewhere
+    for key in seen:
+        assert all(x[:, :-1].ne(0).any() for x in seen[key][:2])
+        patched = seen[key][2:]
+        assert patched and all(x[:, :-1].eq(0).all() and x[:, -1].ne(0).any() for x in patched)
+    monkeypatch.setattr(Runner, "_restrict_last_block", lambda *a: None)
     whole = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
     assert (fast.per_example - whole.per_example).nan_to_num().abs().max() < 1e-6
 
@@ -167,13 +198,24 @@ def test_a_stacked_run_reads_its_first_layers_projections_from_the_base_run(monk
         return plain_forward(self, x)
 
     monkeypatch.setattr(projection, "forward", counted)
+    starts: list[int] = []
+    run_chunk = runs._run_chunk
+
+    def chunk(setup, base, delta, cells, start, prefix):  # type: ignore[no-untyped-def]
+        starts.append(start)
+        return run_chunk(setup, base, delta, cells, start, prefix)
+
+    monkeypatch.setattr(runs, "_run_chunk", chunk)
     reused = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
     with_reuse = len(computed)
     computed.clear()
     monkeypatch.setattr(runs, "_reuse_projections", lambda *a: None)
     recomputed = circuits.path_patch(model, clean, corrupt, METRIC, **kw)
-    # one projection fewer per stacked run (its first layer's), and not a value changed
-    assert len(computed) - with_reuse >= 3
+    # one projection fewer per stacked run that starts before the last block (the last
+    # block's projection computes its queries at the scored position alone either way),
+    # and not a value changed
+    before_last = sum(s < model.config.n_layer - 1 for s in starts[: len(starts) // 2])
+    assert before_last >= 2 and len(computed) - with_reuse == before_last
     assert (reused.per_example - recomputed.per_example).nan_to_num().abs().max() < 1e-6
 
 

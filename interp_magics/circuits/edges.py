@@ -276,11 +276,14 @@ class _Engine:
         graph, parts = self.graph, self.parts
 
         def post(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> Any:
-            # Each edited head's columns are computed on their own and the output is put back
-            # together by one concatenation: writing them into a clone, receiver by receiver,
-            # would make the backward copy the whole output once per receiver.
+            # Each edited head's columns are computed on their own. Without gradients they are
+            # written into the output (a tensor this forward just made); with gradients the
+            # output is put back together by one concatenation: writing them into a clone,
+            # receiver by receiver, would make the backward copy the whole output once per
+            # receiver.
             blocks: list[tuple[int, int, torch.Tensor]] = []
             everyone = slice(0, output.shape[0])
+            in_place = not torch.is_grad_enabled()
             for r in receivers:
                 rec = graph.receivers[r]
                 got = self.delta(r, self.attn_in[rec.layer])
@@ -290,13 +293,16 @@ class _Engine:
                 normed = parts.attn_norms[rec.layer].forward(self.attn_in[rec.layer][rows] + delta)
                 cols = parts.columns(rec)
                 values = parts.project(module, normed, cols).to(output.dtype)
+                if in_place:
+                    output[rows, :, cols] = values
+                    continue
                 if not (isinstance(rows, slice) and rows == everyone):
                     block = output[:, :, cols].clone()
                     block[rows] = values
                     values = block
                 blocks.append((cols.start, cols.stop, values))
-            if not blocks:
-                return None
+            if in_place or not blocks:
+                return None  # written in place, or nothing to write
             pieces, at = [], 0
             for start, stop, values in sorted(blocks, key=lambda b: b[0]):
                 if start > at:

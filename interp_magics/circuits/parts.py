@@ -22,6 +22,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.adapters import adapter_for
+from ..core.anatomy import linear_weights
+from ..core.errors import CaptureError
 from ..core.placement import weights_present
 from .graph import CircuitError, Graph, Receiver
 
@@ -45,16 +47,7 @@ class Parts:
 
     def columns(self, receiver: Receiver) -> slice:
         """Return the output columns of a q/k/v receiver in its projection's output."""
-        a = self.graph.anatomy
-        dh, head = a.d_head, int(receiver.head or 0)
-        if a.qkv == "fused":  # [q | k | v]
-            offset = {"q": 0, "k": a.n_heads * dh, "v": (a.n_heads + a.n_kv_heads) * dh}
-            start = offset[receiver.kind] + head * dh
-        elif a.qkv == "fused-per-head":  # [head, (q, k, v), d_head]
-            start = head * 3 * dh + "qkv".index(receiver.kind) * dh
-        else:
-            start = head * dh
-        return slice(start, start + dh)
+        return self.graph.anatomy.columns(receiver.kind, int(receiver.head or 0))
 
     def project(self, module: nn.Module, x: torch.Tensor, cols: slice) -> torch.Tensor:
         """Return columns ``cols`` of ``module(x)``, computing only those columns."""
@@ -79,18 +72,10 @@ class Parts:
 
 def _linear_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Return ``(weight [out, in], bias)`` of a linear layer, whatever its convention."""
-    weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
-    if not isinstance(weight, torch.Tensor):
-        raise CircuitError(f"{type(module).__name__} has no weight to project with")
-    if isinstance(module, nn.Linear):
-        return weight, bias if isinstance(bias, torch.Tensor) else None
-    if type(module).__name__ == "Conv1D":  # GPT-2's transposed linear: y = x W + b
-        return weight.T, bias if isinstance(bias, torch.Tensor) else None
-    raise CircuitError(
-        f"{type(module).__name__} is neither nn.Linear nor GPT-2's Conv1D; circuits cannot "
-        "compute one head's columns of it"
-    )
+    try:
+        return linear_weights(module)
+    except CaptureError as err:
+        raise CircuitError(str(err)) from None
 
 
 def parts_of(model: nn.Module, graph: Graph) -> Parts:

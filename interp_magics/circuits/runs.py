@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.hooks import HookSet
+from ..core.hooks import ForwardOverride, HookSet
 from ..core.traced import is_nnsight, unwrap
 from ..patching.inputs import PatchingError, as_batch, checked_sweep, paired_batches
 from ..patching.metrics import KLToClean, Metric, MetricError, as_metric
-from ..patching.runner import Batch, ForwardOverride, Runner
+from ..patching.runner import Batch, Runner
 from ..patching.sweep import BATCH_TOKENS
 from .edges import Edit, Recording, distinct_modules, edited
 from .graph import Graph, graph_of
@@ -85,7 +85,7 @@ def prepare(
         metric=metric_obj,
         clean=sweep.on_device(clean_b),
         corrupt=None if corrupt_b is None else sweep.on_device(corrupt_b),
-        batch_tokens=int(batch_tokens),
+        batch_tokens=sweep.stack_tokens,
         progress=progress,
     )
 
@@ -212,11 +212,11 @@ def _run_chunk(
     for c, cell in enumerate(cells):
         rows = torch.arange(c * b, (c + 1) * b, device=device)
         edits += [Edit(r, rows, delta[cell.sender][:, prefix:]) for r in cell.receivers]
-    resid = base.resid[start][examples.to(base.resid[start].device)][:, prefix:].to(device)
+    resid = _stacked(base.resid[start], len(cells), prefix).to(device)
     kwargs: dict[str, Any] = {"prefix": prefix, "cache": base.cache} if prefix else {}
     hooks = HookSet("patching")
     try:
-        _reuse_projections(hooks, setup.parts, base, start, examples, prefix)
+        _reuse_projections(hooks, setup.parts, base, start, len(cells), prefix)
         with edited(setup.parts, edits):
             logits = runner.run(base.batch, examples, start=start, resid=resid, **kwargs)
     finally:
@@ -224,8 +224,15 @@ def _run_chunk(
     return runner.score(logits, examples).reshape(len(cells), b)
 
 
+def _stacked(x: torch.Tensor, copies: int, prefix: int) -> torch.Tensor:
+    """Return ``copies`` copies of the batch ``x`` ``[B, T, ...]`` along the batch, from
+    position ``prefix`` on (rows ``c * B + i`` are example ``i``, as ``run_cells`` stacks)."""
+    part = x[:, prefix:]
+    return part.repeat(copies, *([1] * (part.ndim - 1)))
+
+
 def _reuse_projections(
-    hooks: HookSet, parts: Parts, base: Reference, start: int, examples: torch.Tensor, prefix: int
+    hooks: HookSet, parts: Parts, base: Reference, start: int, copies: int, prefix: int
 ) -> None:
     """Make layer ``start``'s query/key/value projections return the base run's outputs.
 
@@ -239,6 +246,6 @@ def _reuse_projections(
             continue
 
         def forward(x: torch.Tensor, *args: Any, cached: torch.Tensor = cached, **kw: Any) -> Any:
-            return cached[examples.to(cached.device)][:, prefix:].to(x.device, x.dtype)
+            return _stacked(cached, copies, prefix).to(x.device, x.dtype)
 
         hooks.add(ForwardOverride(module, forward), "", "forward_override")

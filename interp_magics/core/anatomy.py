@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
 
 from .adapters import BlockAdapter, adapter_for
@@ -66,6 +67,44 @@ class Anatomy:
     def in_block(self, layer: int, relative: str) -> str:
         """Return the path of ``relative`` (e.g. ``ln_1``) inside block ``layer``."""
         return f"{self.block(layer)}.{relative}"
+
+    def columns(self, kind: str, head: int) -> slice:
+        """Return the output columns of head ``head``'s ``kind`` (``"q"``, ``"k"``, ``"v"``)
+        in the projection that computes it (``qkv_paths``: fused, or one per kind)."""
+        dh = self.d_head
+        if self.qkv == "fused":  # [q | k | v]
+            offset = {"q": 0, "k": self.n_heads * dh, "v": (self.n_heads + self.n_kv_heads) * dh}
+            start = offset[kind] + head * dh
+        elif self.qkv == "fused-per-head":  # [head, (q, k, v), d_head]
+            start = head * 3 * dh + "qkv".index(kind) * dh
+        else:
+            start = head * dh
+        return slice(start, start + dh)
+
+    def query_columns(self) -> torch.Tensor:
+        """Return every query column of the query projection's output, in order."""
+        spans = [self.columns("q", head) for head in range(self.n_heads)]
+        return torch.cat([torch.arange(c.start, c.stop) for c in spans])
+
+
+def linear_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Return ``(weight [out, in], bias)`` of a linear layer, ``nn.Linear`` or GPT-2's ``Conv1D``.
+
+    Raises:
+        CaptureError: for any other kind of module.
+    """
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    if not isinstance(weight, torch.Tensor):
+        raise CaptureError(f"{type(module).__name__} has no weight to project with")
+    if isinstance(module, nn.Linear):
+        return weight, bias if isinstance(bias, torch.Tensor) else None
+    if type(module).__name__ == "Conv1D":  # GPT-2's transposed linear: y = x W + b
+        return weight.T, bias if isinstance(bias, torch.Tensor) else None
+    raise CaptureError(
+        f"{type(module).__name__} is neither nn.Linear nor GPT-2's Conv1D; its columns cannot "
+        "be computed one by one"
+    )
 
 
 _PARTS: dict[str, tuple[str, str, str | None, QKV, tuple[str, ...]]] = {

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class Removable(Protocol):
@@ -82,3 +85,22 @@ def remove_owned_hooks() -> int:
         count += len(hook_set)
         hook_set.remove_all()
     return count
+
+
+class ForwardOverride:
+    """A temporary instance-level ``forward`` of a module; ``remove()`` restores what was there.
+
+    accelerate installs its own instance-level ``forward`` (the wrapper that loads offloaded
+    weights and moves inputs): that one is kept and put back, never deleted.
+    """
+
+    def __init__(self, module: nn.Module, forward: Any) -> None:
+        self.module = module
+        self.previous = module.__dict__.get("forward")
+        module.forward = forward
+
+    def remove(self) -> None:
+        if self.previous is not None:
+            self.module.forward = self.previous
+        elif "forward" in self.module.__dict__:
+            del self.module.forward

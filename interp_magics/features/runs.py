@@ -91,7 +91,7 @@ def prepare(
             raise FeatureError(str(exc)) from None
         pos = torch.tensor(sorted(set(chosen)), device=sweep.runner.device)
     start = _start_block(sweep.runner, [fs.target, *([fs.source] if fs.source else [])])
-    return Setup(fs, sweep.runner, metric_obj, batch, pos, start, batch_tokens, progress)
+    return Setup(fs, sweep.runner, metric_obj, batch, pos, start, sweep.stack_tokens, progress)
 
 
 def _tok(model: nn.Module) -> Any:

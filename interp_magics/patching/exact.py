@@ -51,7 +51,7 @@ def exact_sweep(
     try:
         with torch.inference_mode():
             for li, todo in work:
-                for chunk in _chunks(todo, cells, b, t, sweep.batch_tokens, reuse):
+                for chunk in _chunks(todo, cells, b, t, sweep.stack_tokens, reuse):
                     vals = _run_cells(sweep, base, source, layers[li], [cells[c] for c in chunk])
                     out[li, chunk] = vals.reshape(len(chunk), b)
                     bar.update(len(chunk) * b)

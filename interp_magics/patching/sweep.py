@@ -18,7 +18,8 @@ from ..core.capturing import capture
 from .metrics import Metric, MetricError
 from .runner import Batch, Hook, Runner, to_device
 
-#: Token budget of one stacked forward: rows x sequence length (a memory knob, not a speed one).
+#: Token budget of one stacked forward: rows x sequence length (a memory knob; on a CPU a
+#: smaller stack can run faster, see ``Runner.stack_tokens``).
 BATCH_TOKENS = 8192
 
 
@@ -32,6 +33,11 @@ class Sweep:
     layers: list[int]
     batch_tokens: int = BATCH_TOKENS
     progress: bool = True
+
+    @property
+    def stack_tokens(self) -> int:
+        """Return how many tokens one stacked local forward holds (see ``Runner.stack_tokens``)."""
+        return self.runner.stack_tokens(self.batch_tokens)
 
     @property
     def metric(self) -> Metric:
